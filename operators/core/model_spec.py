@@ -1,0 +1,209 @@
+"""The model folder: a MONAI bundle (``configs/metadata.json``, ``models/model.ts``) and its checks.
+
+The metadata is the only link between training and the app. Training writes it (``training.export``); the app
+reads it here and nowhere else, verifying the TorchScript file's sha256 *before* anything loads it (TorchScript
+can run code).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from operators.core.errors import ModelSpecError
+from operators.core.intensity import Normalisation
+from operators.core.labels import structure
+
+logger = logging.getLogger(__name__)
+
+METADATA_PATH = Path("configs") / "metadata.json"
+MODEL_PATH = Path("models") / "model.ts"
+ORIENTATION_CODES = ("LPS", "RAS")
+
+
+def sha256_of(path: Path, *, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """What the app must do to an input before the network sees it (written by training).
+
+    Attributes:
+        channels: sequence names in the network's channel order, e.g. ``("T1c", "FLAIR")``.
+        spacing_mm: model grid spacing ``(x, y, z)`` in mm.
+        orientation: model grid orientation code (``"LPS"`` or ``"RAS"``).
+        normalisation: per-channel intensity normalisation.
+        patch_size: sliding-window ROI ``(Z, Y, X)`` in model-grid voxels.
+        overlap: sliding-window overlap fraction.
+        brain_mask_model: name of the brain-extraction model whose mask restricts normalisation and output, or None.
+    """
+
+    channels: tuple[str, ...]
+    spacing_mm: tuple[float, float, float]
+    orientation: str
+    normalisation: Normalisation
+    patch_size: tuple[int, int, int]
+    overlap: float = 0.25
+    brain_mask_model: str | None = None
+
+
+@dataclass(frozen=True)
+class Postprocessing:
+    """Attributes:
+    threshold: probability above which a voxel is foreground.
+    min_component_mm3: connected components smaller than this are dropped.
+    fill_holes: fill enclosed holes (3-D) in each output mask.
+    """
+
+    threshold: float = 0.5
+    min_component_mm3: float = 0.0
+    fill_holes: bool = True
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A verified model folder.
+
+    Attributes:
+        root: the bundle folder.
+        name, version: model identity, written into every output.
+        sha256: hash of ``models/model.ts``, verified on load.
+        labels: structure keys in output-channel order (keys of :data:`operators.core.labels.STRUCTURES`).
+        preprocessing, postprocessing: see those classes.
+        metadata: the whole parsed metadata.json, for reports.
+    """
+
+    root: Path
+    name: str
+    version: str
+    sha256: str
+    labels: tuple[str, ...]
+    preprocessing: Preprocessing
+    postprocessing: Postprocessing
+    metadata: dict = field(repr=False, default_factory=dict)
+
+    @property
+    def model_file(self) -> Path:
+        return self.root / MODEL_PATH
+
+    def identity(self) -> dict:
+        """Name, version and hash, for reports and DICOM headers."""
+        return {"name": self.name, "version": self.version, "sha256": self.sha256}
+
+
+def _require(d: dict, key: str, where: str, source: Path):
+    if key not in d:
+        raise ModelSpecError(f"model metadata {source}: required field {where}{key!r} is missing")
+    return d[key]
+
+
+def parse_metadata(meta: dict, *, root: Path) -> ModelSpec:
+    """Validate a metadata dict (as training writes it) and build the spec; no file access."""
+    source = root / METADATA_PATH
+    pre = _require(meta, "preprocessing", "", source)
+    post = meta.get("postprocessing", {})
+    channels = tuple(_require(pre, "channels", "preprocessing.", source))
+    if not channels or not all(isinstance(c, str) and c for c in channels):
+        raise ModelSpecError(f"model metadata {source}: preprocessing.channels must be non-empty names, found {channels}")
+    spacing = tuple(float(v) for v in _require(pre, "spacing_mm", "preprocessing.", source))
+    if len(spacing) != 3 or min(spacing) <= 0:
+        raise ModelSpecError(f"model metadata {source}: preprocessing.spacing_mm must be 3 positive values, found {spacing}")
+    orientation = _require(pre, "orientation", "preprocessing.", source)
+    if orientation not in ORIENTATION_CODES:
+        raise ModelSpecError(
+            f"model metadata {source}: preprocessing.orientation must be one of {ORIENTATION_CODES}, found {orientation!r}"
+        )
+    patch = tuple(int(v) for v in _require(pre, "patch_size", "preprocessing.", source))
+    if len(patch) != 3 or min(patch) < 8:
+        raise ModelSpecError(f"model metadata {source}: preprocessing.patch_size must be 3 sizes >= 8, found {patch}")
+    labels = tuple(_require(meta, "labels", "", source))
+    for key in labels:
+        structure(key)  # raises ModelSpecError for unknown names
+    sha = _require(meta, "sha256", "", source)
+    if not (isinstance(sha, str) and len(sha) == 64):
+        raise ModelSpecError(f"model metadata {source}: sha256 must be 64 hex characters, found {sha!r}")
+    return ModelSpec(
+        root=root,
+        name=str(_require(meta, "name", "", source)),
+        version=str(_require(meta, "version", "", source)),
+        sha256=sha,
+        labels=labels,
+        preprocessing=Preprocessing(
+            channels=channels,
+            spacing_mm=spacing,  # type: ignore[arg-type]
+            orientation=orientation,
+            normalisation=Normalisation.from_dict(_require(pre, "normalisation", "preprocessing.", source)),
+            patch_size=patch,  # type: ignore[arg-type]
+            overlap=float(pre.get("overlap", 0.25)),
+            brain_mask_model=pre.get("brain_mask_model"),
+        ),
+        postprocessing=Postprocessing(
+            threshold=float(post.get("threshold", 0.5)),
+            min_component_mm3=float(post.get("min_component_mm3", 0.0)),
+            fill_holes=bool(post.get("fill_holes", True)),
+        ),
+        metadata=meta,
+    )
+
+
+def load_model_spec(root: Path | str) -> ModelSpec:
+    """Read and verify a bundle folder: metadata present and complete, model.ts present, sha256 equal.
+
+    Raises:
+        ModelSpecError: naming the folder, the file and the field or hash at fault.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise ModelSpecError(f"model folder {root} does not exist or is not a folder")
+    meta_file = root / METADATA_PATH
+    if not meta_file.is_file():
+        raise ModelSpecError(f"model folder {root}: {METADATA_PATH} is missing (expected a MONAI bundle layout)")
+    try:
+        meta = json.loads(meta_file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ModelSpecError(f"model metadata {meta_file} is not valid JSON: {e}") from e
+    spec = parse_metadata(meta, root=root)
+    model_file = root / MODEL_PATH
+    if not model_file.is_file():
+        raise ModelSpecError(f"model folder {root}: {MODEL_PATH} is missing")
+    actual = sha256_of(model_file)
+    if actual != spec.sha256:
+        raise ModelSpecError(
+            f"model file {model_file}: sha256 {actual} does not match the sha256 recorded in {METADATA_PATH} "
+            f"({spec.sha256}); refusing to load it"
+        )
+    logger.info("model %s version %s, sha256 %s verified", spec.name, spec.version, spec.sha256)
+    return spec
+
+
+def find_model(models_root: Path | str, name: str | None = None) -> ModelSpec:
+    """Find a bundle in a models folder as MONAI Deploy lays it out.
+
+    ``models_root`` is either a bundle itself (holds ``configs/metadata.json``) or a folder of bundles
+    (``models_root/<name>/configs/metadata.json``). With ``name``, the bundle of that folder name; without, the
+    only bundle whose labels include ``"GTV"``.
+    """
+    models_root = Path(models_root)
+    if (models_root / METADATA_PATH).is_file() and name is None:
+        return load_model_spec(models_root)
+    if not models_root.is_dir():
+        raise ModelSpecError(f"model folder {models_root} does not exist or is not a folder")
+    if name is not None:
+        return load_model_spec(models_root / name)
+    bundles = sorted(p for p in models_root.iterdir() if (p / METADATA_PATH).is_file())
+    gtv = [p for p in bundles if "GTV" in json.loads((p / METADATA_PATH).read_text()).get("labels", [])]
+    if len(gtv) != 1:
+        raise ModelSpecError(
+            f"model folder {models_root}: expected exactly one bundle with label 'GTV', found "
+            f"{[p.name for p in gtv] or 'none'} among {[p.name for p in bundles] or 'no bundles'}"
+        )
+    return load_model_spec(gtv[0])
