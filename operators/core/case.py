@@ -1,0 +1,67 @@
+"""What flows between the operators of the graph: typed, immutable, no Holoscan types."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from pydicom import Dataset
+
+from operators.core.dicom_series import SelectedSeries
+from operators.core.geometry import Grid, Volume
+
+
+@dataclass(frozen=True, eq=False)
+class ChannelVolumes:
+    """The selected series as volumes, in the model's channel order.
+
+    Attributes:
+        channels: channel names, e.g. ``("T1c", "FLAIR")``; the first is the reference series.
+        volumes: one volume per channel (on the reference grid once resampled; each on its own before).
+        reference_headers: headers of the reference series in slice order (``volumes[0].array[k]`` <-> ``[k]``).
+        selections: why each series was chosen.
+    """
+
+    channels: tuple[str, ...]
+    volumes: tuple[Volume, ...] = field(repr=False)
+    reference_headers: tuple[Dataset, ...] = field(repr=False)
+    selections: tuple[SelectedSeries, ...] = field(repr=False)
+
+    @property
+    def reference(self) -> Volume:
+        return self.volumes[0]
+
+
+@dataclass(frozen=True, eq=False)
+class ModelInput:
+    """Attributes:
+    image: ``(C, Z, Y, X)`` float32 normalised network input on ``grid`` (the model grid).
+    case: the channel volumes on the reference grid it came from.
+    brain_mask: ``(Z, Y, X)`` bool on the reference grid, when the model uses one.
+    """
+
+    image: np.ndarray = field(repr=False)
+    grid: Grid
+    case: ChannelVolumes = field(repr=False)
+    brain_mask: Volume | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True, eq=False)
+class Prediction:
+    """Attributes:
+    probabilities: ``(L, Z, Y, X)`` float32 per label, on ``grid`` (the model grid, or the reference grid once
+        resampled back).
+    """
+
+    probabilities: np.ndarray = field(repr=False)
+    grid: Grid
+    source: ModelInput = field(repr=False)
+
+
+@dataclass(frozen=True, eq=False)
+class Contours:
+    """Final masks on the reference grid, one per model label, ready for the writers."""
+
+    masks: tuple[Volume, ...] = field(repr=False)
+    labels: tuple[str, ...]
+    case: ChannelVolumes = field(repr=False)

@@ -1,0 +1,101 @@
+"""From channel volumes on the reference grid to the network's input on the model grid, and back.
+
+Training (``training.data``) and the app call the same two functions, so what the network saw in training is what
+it sees in the clinic; every number comes from the model's :class:`~operators.core.model_spec.Preprocessing`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import numpy as np
+
+from operators.core.errors import GeometryError
+from operators.core.geometry import Grid, Volume, covering_grid, resample
+from operators.core.intensity import normalise
+from operators.core.model_spec import Preprocessing
+
+logger = logging.getLogger(__name__)
+
+
+def model_grid_for(reference: Grid, pre: Preprocessing) -> Grid:
+    """The model grid over a reference grid: model spacing and orientation, covering the reference's extent."""
+    return covering_grid(reference, spacing=np.asarray(pre.spacing_mm), orientation=pre.orientation)
+
+
+def check_same_frame(channels: Sequence[Volume], names: Sequence[str]) -> None:
+    """All channels must share the reference's FrameOfReferenceUID (0020,0052); else GeometryError."""
+    ref = channels[0].frame_of_reference_uid
+    for vol, name in zip(channels[1:], names[1:]):
+        if vol.frame_of_reference_uid != ref:
+            raise GeometryError(
+                f"{name} series: FrameOfReferenceUID (0020,0052) is {vol.frame_of_reference_uid}, expected "
+                f"{ref} (the {names[0]} reference series); series in another frame of reference are not registered "
+                "to the reference and cannot be combined"
+            )
+
+
+def align_to_reference(channels: Sequence[Volume], names: Sequence[str]) -> list[Volume]:
+    """Put every channel on the first channel's (the reference series') grid.
+
+    Channels already on that grid (registered series usually are) are passed through untouched, so no needless
+    interpolation happens; others are resampled linearly. All must share the reference's frame of reference.
+    """
+    check_same_frame(channels, names)
+    ref = channels[0].grid
+    out = [channels[0]]
+    for vol, name in zip(channels[1:], names[1:]):
+        if vol.grid.same_as(ref):
+            out.append(vol)
+        else:
+            logger.info("%s: resampled onto the reference grid (%s)", name, ref.describe())
+            out.append(resample(vol, ref, interpolation="linear"))
+    return out
+
+
+def to_model_input(
+    channels: Sequence[Volume],
+    pre: Preprocessing,
+    *,
+    names: Sequence[str] | None = None,
+    brain_mask: Volume | None = None,
+) -> tuple[np.ndarray, Grid]:
+    """Resample and normalise the channels onto the model grid.
+
+    Args:
+        channels: one volume per model channel, in ``pre.channels`` order; the first is the reference. Each is
+            resampled from its own grid, so channels need not share the reference grid, only its frame of reference.
+        pre: the model's preprocessing settings.
+        names: channel names for error messages (default ``pre.channels``).
+        brain_mask: bool mask on any grid in the same frame, needed when normalisation region is ``"mask"``.
+
+    Returns:
+        ``(C, Z, Y, X)`` float32 network input and the model grid it lies on.
+    """
+    names = tuple(names or pre.channels)
+    if len(channels) != len(pre.channels):
+        raise GeometryError(f"model expects {len(pre.channels)} channels {pre.channels}, got {len(channels)}")
+    check_same_frame(channels, names)
+    grid = model_grid_for(channels[0].grid, pre)
+    mask = None
+    if pre.normalisation.region == "mask":
+        if brain_mask is None:
+            raise GeometryError("model normalises inside a brain mask but no brain mask was given")
+        mask = resample(brain_mask.with_array(brain_mask.array.astype(np.float32)), grid).array > 0.5
+    out = np.empty((len(channels), *grid.shape), dtype=np.float32)
+    for c, vol in enumerate(channels):
+        out[c] = normalise(resample(vol, grid, interpolation="linear").array, pre.normalisation, mask=mask)
+    logger.debug("model grid %s", grid.describe())
+    return out, grid
+
+
+def to_reference(probabilities: np.ndarray, model_grid: Grid, reference: Grid) -> np.ndarray:
+    """Resample ``(L, Z, Y, X)`` probabilities from the model grid back onto the reference grid (linear).
+
+    Returns:
+        ``(L, Z', Y', X')`` float32 on ``reference``.
+    """
+    return np.stack(
+        [resample(Volume(array=p, grid=model_grid), reference, interpolation="linear").array for p in probabilities]
+    )
