@@ -1,0 +1,1 @@
+"""GBM GTV auto-contouring: the MONAI Deploy application (graph, configuration, entry point)."""

@@ -1,0 +1,31 @@
+"""LoadDicomOperator: scan the input folder and emit the one study to contour."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from monai.deploy.core import Fragment, OperatorSpec
+
+from operators.base import GtvOperator
+from operators.core.dicom_io import choose_study, scan_folder
+from operators.core.record import RunRecord
+
+
+class LoadDicomOperator(GtvOperator):
+    """No input. Output ``OUT_STUDY``: :class:`operators.core.dicom_series.Study` (headers only)."""
+
+    OUT_STUDY = "study"
+
+    def __init__(self, fragment: Fragment, *args, input_folder: Path, record: RunRecord, **kwargs) -> None:
+        self.input_folder = Path(input_folder)
+        self.record = record
+        super().__init__(fragment, *args, **kwargs)
+
+    def setup(self, spec: OperatorSpec) -> None:
+        spec.output(self.OUT_STUDY)
+
+    def run(self, op_input, op_output) -> None:
+        with self.record.stage("load"):
+            study = choose_study(scan_folder(self.input_folder))
+        self.record.decisions["study_series_count"] = len(study.series)
+        op_output.emit(study, self.OUT_STUDY)

@@ -1,0 +1,35 @@
+"""ResampleOperator: every channel onto the reference grid, then onto the model grid, normalised."""
+
+from __future__ import annotations
+
+from monai.deploy.core import Fragment, OperatorSpec
+
+from operators.base import GtvOperator
+from operators.core.case import ChannelVolumes, ModelInput
+from operators.core.model_spec import Preprocessing
+from operators.core.preprocess import align_to_reference, to_model_input
+from operators.core.record import RunRecord
+
+
+class ResampleOperator(GtvOperator):
+    """Input ``IN_VOLUMES``: :class:`ChannelVolumes`. Output ``OUT_MODEL_INPUT``: :class:`ModelInput`."""
+
+    IN_VOLUMES = "volumes"
+    OUT_MODEL_INPUT = "model_input"
+
+    def __init__(self, fragment: Fragment, *args, preprocessing: Preprocessing, record: RunRecord, **kwargs) -> None:
+        self.pre, self.record = preprocessing, record
+        super().__init__(fragment, *args, **kwargs)
+
+    def setup(self, spec: OperatorSpec) -> None:
+        spec.input(self.IN_VOLUMES)
+        spec.output(self.OUT_MODEL_INPUT)
+
+    def run(self, op_input, op_output) -> None:
+        case: ChannelVolumes = op_input.receive(self.IN_VOLUMES)
+        with self.record.stage("resample"):
+            aligned = align_to_reference(case.volumes, case.channels)
+            image, grid = to_model_input(aligned, self.pre, names=case.channels)
+        self.record.decisions["model_grid"] = grid.describe()
+        aligned_case = ChannelVolumes(case.channels, tuple(aligned), case.reference_headers, case.selections)
+        op_output.emit(ModelInput(image=image, grid=grid, case=aligned_case), self.OUT_MODEL_INPUT)

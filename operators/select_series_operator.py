@@ -1,0 +1,44 @@
+"""SelectSeriesOperator: choose one series per model channel by the rules file and the documented score."""
+
+from __future__ import annotations
+
+from monai.deploy.core import Fragment, OperatorSpec
+
+from operators.base import GtvOperator
+from operators.core.record import RunRecord
+from operators.core.selection import select_series
+
+
+class SelectSeriesOperator(GtvOperator):
+    """Input ``IN_STUDY``: Study. Output ``OUT_SELECTION``: ``list[SelectedSeries]`` in channel order."""
+
+    IN_STUDY = "study"
+    OUT_SELECTION = "selection"
+
+    def __init__(self, fragment: Fragment, *args, channels: tuple[str, ...], rules: dict, record: RunRecord,
+                 **kwargs) -> None:
+        self.channels, self.rules, self.record = tuple(channels), rules, record
+        super().__init__(fragment, *args, **kwargs)
+
+    def setup(self, spec: OperatorSpec) -> None:
+        spec.input(self.IN_STUDY)
+        spec.output(self.OUT_SELECTION)
+
+    def run(self, op_input, op_output) -> None:
+        study = op_input.receive(self.IN_STUDY)
+        with self.record.stage("select"):
+            selected = select_series(study, self.channels, self.rules)
+        self.record.decisions["series"] = [
+            {
+                "channel": s.channel,
+                "series_instance_uid": s.series.series_instance_uid,
+                "series_number": s.series.series_number,
+                "series_description": s.series.description,
+                "instances": len(s.series.instances),
+                "score": s.score,
+                "reason": s.reason,
+                "candidates": [list(c) for c in s.candidates],
+            }
+            for s in selected
+        ]
+        op_output.emit(selected, self.OUT_SELECTION)

@@ -1,0 +1,59 @@
+"""WriteReportOperator: the review picture and the JSON report, after both DICOM writers have finished."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from monai.deploy.core import Fragment, OperatorSpec
+
+from operators.base import GtvOperator
+from operators.core.case import Contours
+from operators.core.labels import structure
+from operators.core.record import RunRecord
+from operators.core.report import render_png, write_json
+
+PNG_FILE = "gtv_review.png"
+JSON_FILE = "gtv_report.json"
+
+
+class WriteReportOperator(GtvOperator):
+    """Inputs ``IN_CONTOURS``, ``IN_SEG``, ``IN_RTSTRUCT`` (the writers' results). No output."""
+
+    IN_CONTOURS = "contours"
+    IN_SEG = "seg_written"
+    IN_RTSTRUCT = "rtstruct_written"
+
+    def __init__(self, fragment: Fragment, *args, output_folder: Path, model: dict, record: RunRecord,
+                 **kwargs) -> None:
+        self.output_folder, self.model, self.record = Path(output_folder), model, record
+        super().__init__(fragment, *args, **kwargs)
+
+    def setup(self, spec: OperatorSpec) -> None:
+        spec.input(self.IN_CONTOURS)
+        spec.input(self.IN_SEG)
+        spec.input(self.IN_RTSTRUCT)
+
+    def run(self, op_input, op_output) -> None:
+        contours: Contours = op_input.receive(self.IN_CONTOURS)
+        op_input.receive(self.IN_SEG)
+        op_input.receive(self.IN_RTSTRUCT)
+        label = contours.labels[0]
+        with self.record.stage("report"):
+            volume = self.record.decisions.get(f"{label}_volume_cm3", 0.0)
+            title = (f"{structure(label).tg263_name} {volume:.1f} cm3 - {self.model['name']} {self.model['version']}"
+                     " - UNAPPROVED, for clinical review")
+            slices = render_png(self.output_folder / PNG_FILE, contours.case.reference, contours.masks[0],
+                                title=title, colour=structure(label).color_rgb)
+        report = {
+            "status": "UNAPPROVED",
+            "model": self.model,
+            "structures": {lab: {"volume_cm3": self.record.decisions.get(f"{lab}_volume_cm3")}
+                           for lab in contours.labels},
+            "review_png": {"file": PNG_FILE, "slices_shown": [k + 1 for k in slices]},
+            "decisions": self.record.decisions,
+            "stages": self.record.stages,
+            "seconds_since_start": round(time.time() - self.record.started, 3),
+            "warnings": self.record.warnings,
+        }
+        write_json(self.output_folder / JSON_FILE, report)
