@@ -1,0 +1,1 @@
+"""Training module: synthetic source-task pretraining and glioblastoma GTV fine-tuning."""

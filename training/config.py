@@ -1,0 +1,222 @@
+"""Training configuration: frozen dataclasses loaded once from YAML, with ``--set key=value`` overrides.
+
+Nothing deeper in the training code reads files or the environment for settings; ``train(config)`` gets them all.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from operators.core.errors import ConfigError
+
+TASKS = ("gtv", "hippocampus", "brain")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the data is and how it is split.
+
+    Attributes:
+        root: BraTS-layout folder (task gtv) or SynthSeg label-map folder (hippocampus, brain).
+        split_file: JSON with ``train`` and ``validation`` case lists (patient-level, fixed in the repo).
+        cache_dir: preprocessed arrays (model grid) are cached here.
+        samples_per_epoch: patches (or synthetic volumes) drawn per epoch, all ranks together.
+        synth_mode: synthetic contrast, ``"t1"`` or ``"random"`` (synthetic tasks only).
+        synth_shape: synthetic output shape (Z, Y, X) (synthetic tasks only).
+        validation_per_map: fixed synthetic validation volumes per held-out label map.
+    """
+
+    root: str = "../shared/data/brats2018"
+    split_file: str = "training/splits/brats2018.json"
+    cache_dir: str = "work/cache"
+    samples_per_epoch: int = 40
+    synth_mode: str = "t1"
+    synth_shape: tuple[int, int, int] = (80, 96, 80)
+    validation_per_map: int = 2
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """SegResNet (Myronenko 2018, MONAI) hyper-parameters; the same for source and target tasks."""
+
+    init_filters: int = 8
+    blocks_down: tuple[int, ...] = (1, 2, 2, 4)
+    blocks_up: tuple[int, ...] = (1, 1, 1)
+    dropout: float = 0.0
+
+
+@dataclass(frozen=True)
+class PreprocessingConfig:
+    """Written verbatim into the exported model's metadata (``preprocessing``)."""
+
+    channels: tuple[str, ...] = ("T1c", "FLAIR")
+    spacing_mm: tuple[float, float, float] = (2.0, 2.0, 2.0)
+    orientation: str = "LPS"
+    normalisation: dict = field(default_factory=lambda: {"method": "zscore", "region": "nonzero", "clip": 5.0,
+                                                         "outside": 0.0})
+    patch_size: tuple[int, int, int] = (64, 64, 64)
+    overlap: float = 0.25
+    brain_mask_model: str | None = None
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Random augmentation during training (probabilities per sample)."""
+
+    flip_lr: float = 0.5
+    rotate_deg: float = 10.0
+    scale: float = 0.1
+    affine_prob: float = 0.3
+    intensity_prob: float = 0.5
+    bias_field_prob: float = 0.3
+    thick_slice_prob: float = 0.2
+    thick_slice_mm: tuple[float, float] = (4.0, 7.0)
+    noise_prob: float = 0.2
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    epochs: int = 40
+    batch_size: int = 2
+    lr: float = 2e-3
+    weight_decay: float = 1e-5
+    warmup_epochs: int = 1
+    num_workers: int = 0
+    threads: int = 2
+
+
+@dataclass(frozen=True)
+class PostprocessingConfig:
+    threshold: float = 0.5
+    min_component_mm3: float = 200.0
+    fill_holes: bool = True
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One training run.
+
+    Attributes:
+        name: run name; the run folder is ``out_dir``.
+        task: ``gtv`` (BraTS tumour core), ``hippocampus`` (synthetic source task), ``brain`` (skull stripping).
+        labels: output structure names, in output-channel order (see ``operators.core.labels``).
+        init: checkpoint to initialise from (transfer learning), or None for training from scratch.
+        seed: controls weights, sampling and augmentation.
+    """
+
+    name: str
+    task: str
+    out_dir: str
+    labels: tuple[str, ...] = ("GTV",)
+    init: str | None = None
+    seed: int = 0
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    preprocessing: PreprocessingConfig = field(default_factory=PreprocessingConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    postprocessing: PostprocessingConfig = field(default_factory=PostprocessingConfig)
+
+    def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise ConfigError(f"config {self.name}: task must be one of {TASKS}, found {self.task!r}")
+
+    @property
+    def in_channels(self) -> int:
+        return len(self.preprocessing.channels)
+
+    def to_dict(self) -> dict:
+        return _plain(dataclasses.asdict(self))
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, dict):
+        return {k: _plain(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_plain(x) for x in v]
+    return v
+
+
+def _build(cls: type, d: dict, where: str) -> Any:
+    """Build a (nested) frozen dataclass from a dict; unknown keys are errors."""
+    if not isinstance(d, dict):
+        raise ConfigError(f"{where}: expected a mapping, found {type(d).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(d) - set(fields))
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {unknown}; allowed: {sorted(fields)}")
+    kwargs = {}
+    for name, value in d.items():
+        f = fields[name]
+        sub = _NESTED.get((cls, name))
+        if sub is not None:
+            kwargs[name] = _build(sub, value or {}, f"{where}.{name}")
+        elif isinstance(value, list):
+            kwargs[name] = tuple(value)
+        else:
+            kwargs[name] = value
+    try:
+        return cls(**kwargs)
+    except TypeError as e:
+        raise ConfigError(f"{where}: {e}") from e
+
+
+_NESTED = {
+    (TrainConfig, "data"): DataConfig,
+    (TrainConfig, "model"): ModelConfig,
+    (TrainConfig, "preprocessing"): PreprocessingConfig,
+    (TrainConfig, "augment"): AugmentConfig,
+    (TrainConfig, "optim"): OptimConfig,
+    (TrainConfig, "postprocessing"): PostprocessingConfig,
+}
+
+
+def _set_path(d: dict, dotted: str, raw: str) -> None:
+    keys = dotted.split(".")
+    node = d
+    for k in keys[:-1]:
+        node = node.setdefault(k, {})
+    node[keys[-1]] = yaml.safe_load(raw)
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None, **fields: Any) -> TrainConfig:
+    """Load a YAML config; ``overrides`` are ``"a.b=value"`` strings (YAML values); ``fields`` set top-level keys.
+
+    Raises:
+        ConfigError: naming the file and the key at fault.
+    """
+    path = Path(path)
+    try:
+        d = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"config file {path} is not valid YAML: {e}") from e
+    for item in overrides or []:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} must look like key.sub=value")
+        key, raw = item.split("=", 1)
+        _set_path(d, key.strip(), raw)
+    d.update({k: v for k, v in fields.items() if v is not None})
+    return _build(TrainConfig, d, str(path))
+
+
+def preprocessing_spec(pre: PreprocessingConfig) -> "Preprocessing":
+    """The app-side :class:`~operators.core.model_spec.Preprocessing` these settings describe."""
+    from operators.core.intensity import Normalisation
+    from operators.core.model_spec import Preprocessing
+
+    return Preprocessing(
+        channels=tuple(pre.channels),
+        spacing_mm=tuple(float(v) for v in pre.spacing_mm),  # type: ignore[arg-type]
+        orientation=pre.orientation,
+        normalisation=Normalisation.from_dict(dict(pre.normalisation)),
+        patch_size=tuple(int(v) for v in pre.patch_size),  # type: ignore[arg-type]
+        overlap=float(pre.overlap),
+        brain_mask_model=pre.brain_mask_model,
+    )

@@ -1,0 +1,153 @@
+"""Export a trained run as the MONAI bundle the app consumes: ``models/model.ts`` + ``configs/metadata.json``.
+
+The metadata is the single place where preprocessing, labels and post-processing are written down; the app reads
+it with ``operators.core.model_spec.load_model_spec`` (which checks the same fields and the sha256 written here).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import platform
+import shutil
+import tempfile
+from pathlib import Path
+
+import monai
+import numpy as np
+import torch
+
+from operators.core.model_spec import METADATA_PATH, MODEL_PATH, parse_metadata, sha256_of
+from training.config import TrainConfig, _build
+
+logger = logging.getLogger(__name__)
+
+BUNDLE_SCHEMA = "https://github.com/Project-MONAI/MONAI-extra-test-data/releases/download/0.8.1/meta_schema_20240725.json"
+
+
+def load_run_config(run_dir: Path) -> TrainConfig:
+    """The resolved configuration a run saved in ``config.yaml``."""
+    import yaml
+
+    return _build(TrainConfig, yaml.safe_load((run_dir / "config.yaml").read_text()), str(run_dir / "config.yaml"))
+
+
+def script_network(config: TrainConfig, checkpoint: Path) -> torch.jit.ScriptModule:
+    """TorchScript of the checkpoint's network (scripted, so any input size divisible by 8 works)."""
+    from training.train import build_network
+
+    net = build_network(config.model, in_channels=config.in_channels, out_channels=len(config.labels))
+    net.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=False)["model"])
+    net.eval()
+    return torch.jit.script(net)
+
+
+def build_metadata(config: TrainConfig, *, name: str, version: str, sha256: str, training: dict,
+                   description: str) -> dict:
+    """The bundle metadata: MONAI bundle fields plus ``preprocessing``/``postprocessing``/``labels``/``sha256``."""
+    pre = config.preprocessing
+    channel_def = {str(i): c for i, c in enumerate(pre.channels)}
+    return {
+        "schema": BUNDLE_SCHEMA,
+        "version": version,
+        "changelog": {version: "exported by `python -m training export`"},
+        "monai_version": monai.__version__,
+        "pytorch_version": torch.__version__.split("+")[0],
+        "numpy_version": np.__version__,
+        "required_packages_version": {},
+        "name": name,
+        "task": f"{config.task} segmentation on MR ({', '.join(pre.channels)})",
+        "description": description,
+        "authors": "GBM-GTV Contouring Project",
+        "copyright": "Apache-2.0",
+        "network_data_format": {
+            "inputs": {
+                "image": {
+                    "type": "image",
+                    "format": "magnitude",
+                    "modality": "MR",
+                    "num_channels": len(pre.channels),
+                    "spatial_shape": list(pre.patch_size),
+                    "dtype": "float32",
+                    "value_range": [-pre.normalisation["clip"], pre.normalisation["clip"]],
+                    "is_patch_data": True,
+                    "channel_def": channel_def,
+                }
+            },
+            "outputs": {
+                "pred": {
+                    "type": "image",
+                    "format": "logits",
+                    "num_channels": len(config.labels),
+                    "spatial_shape": list(pre.patch_size),
+                    "dtype": "float32",
+                    "value_range": [],
+                    "is_patch_data": True,
+                    "channel_def": {str(i): lab for i, lab in enumerate(config.labels)},
+                }
+            },
+        },
+        # --- read by the app (operators.core.model_spec) ---
+        "labels": list(config.labels),
+        "preprocessing": {
+            "channels": list(pre.channels),
+            "spacing_mm": list(pre.spacing_mm),
+            "orientation": pre.orientation,
+            "normalisation": dict(pre.normalisation),
+            "patch_size": list(pre.patch_size),
+            "overlap": pre.overlap,
+            "brain_mask_model": pre.brain_mask_model,
+        },
+        "postprocessing": {
+            "activation": "sigmoid",
+            "threshold": config.postprocessing.threshold,
+            "min_component_mm3": config.postprocessing.min_component_mm3,
+            "fill_holes": config.postprocessing.fill_holes,
+        },
+        "model_file": str(MODEL_PATH),
+        "sha256": sha256,
+        "network": {"class": "monai.networks.nets.SegResNet", "init_filters": config.model.init_filters,
+                    "blocks_down": list(config.model.blocks_down), "blocks_up": list(config.model.blocks_up)},
+        "training": {**training, "environment": {"python": platform.python_version(), "machine": platform.machine()}},
+    }
+
+
+def export_bundle(run_dir: str | Path, out: str | Path, *, name: str, version: str, training: dict | None = None,
+                  description: str = "", checkpoint: str | Path | None = None, docs: dict[str, Path] | None = None
+                  ) -> Path:
+    """Write the bundle for ``run_dir``'s best checkpoint into ``out`` (replaced atomically).
+
+    Args:
+        training: facts for ``metadata["training"]`` (case IDs, metrics, command); the run's history is added.
+        docs: extra files copied into ``docs/`` (report, learning curve).
+    """
+    run_dir, out = Path(run_dir), Path(out)
+    config = load_run_config(run_dir)
+    checkpoint = Path(checkpoint or run_dir / "best.pt")
+    history = json.loads((run_dir / "history.json").read_text())
+    tmp = Path(tempfile.mkdtemp(prefix=".bundle-", dir=out.parent if out.parent.exists() else None))
+    try:
+        (tmp / MODEL_PATH).parent.mkdir(parents=True)
+        (tmp / METADATA_PATH).parent.mkdir(parents=True)
+        script_network(config, checkpoint).save(str(tmp / MODEL_PATH))
+        sha = sha256_of(tmp / MODEL_PATH)
+        facts = {"run": config.name, "best_epoch": history["best_epoch"],
+                 "best_validation_dice_model_grid": round(history["best_val_dice"], 4), "init": config.init,
+                 **(training or {})}
+        meta = build_metadata(config, name=name, version=version, sha256=sha, training=facts,
+                              description=description or f"{config.task} SegResNet trained by the training module")
+        parse_metadata(meta, root=out)  # the app's own checks, before anything is written in place
+        (tmp / METADATA_PATH).write_text(json.dumps(meta, indent=2))
+        for fname, src in (docs or {}).items():
+            (tmp / "docs").mkdir(exist_ok=True)
+            shutil.copyfile(src, tmp / "docs" / fname)
+        if out.exists():
+            shutil.rmtree(out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp.replace(out)
+        out.chmod(0o755)  # mkdtemp made it private
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    logger.info("exported %s %s (sha256 %s) to %s", name, version, sha, out)
+    return out

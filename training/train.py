@@ -1,0 +1,270 @@
+"""``train(config) -> RunResult``: one training run (pretraining, fine-tuning or from scratch).
+
+* Deterministic for a seed: weights, patch sampling and augmentation derive from ``config.seed``.
+* Resumable: ``<out_dir>/last.pt`` holds model, optimiser, schedule, epoch and history; a rerun continues.
+* Multi-process data parallel under ``torchrun`` (gloo on CPU, nccl on GPU): each rank draws its share of the
+  epoch's samples; rank 0 validates, logs and saves.
+* Transfer learning: ``config.init`` names a checkpoint whose weights initialise every layer of the same shape;
+  the first convolution is mapped onto a different number of input channels by :func:`adapt_input_channels`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+from monai.inferers import sliding_window_inference
+from monai.losses import DiceCELoss
+from monai.networks.nets import SegResNet
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from training.augment import sample_seed, training_transforms
+from training.config import ModelConfig, TrainConfig, preprocessing_spec
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class RunResult:
+    """What a run produced. ``history`` has one dict per epoch (train_loss, val_dice, val_dice_cases, lr, seconds)."""
+
+    out_dir: Path
+    best_epoch: int
+    best_val_dice: float
+    history: list[dict] = field(default_factory=list)
+
+    @property
+    def best_checkpoint(self) -> Path:
+        return self.out_dir / "best.pt"
+
+
+def build_network(cfg: ModelConfig, *, in_channels: int, out_channels: int) -> SegResNet:
+    """The SegResNet used for every task (source and target share it)."""
+    return SegResNet(
+        spatial_dims=3,
+        in_channels=in_channels,
+        out_channels=out_channels,
+        init_filters=cfg.init_filters,
+        blocks_down=tuple(cfg.blocks_down),
+        blocks_up=tuple(cfg.blocks_up),
+        dropout_prob=cfg.dropout or None,
+    )
+
+
+FIRST_CONV = "convInit.conv.weight"
+
+
+def adapt_input_channels(weight: torch.Tensor, in_channels: int) -> torch.Tensor:
+    """Map a pretrained first-convolution kernel ``(F, C_src, k, k, k)`` onto ``in_channels`` inputs.
+
+    Each new input channel gets the mean of the source kernels over their input channels, scaled by
+    ``C_src / in_channels``. A network fed the same image on every new channel then computes exactly what the
+    pretrained network computed on that image on every old channel, so the pretrained features start intact and
+    fine-tuning learns how the channels (T1c, FLAIR) differ.
+    """
+    c_src = weight.shape[1]
+    if c_src == in_channels:
+        return weight.clone()
+    mean = weight.mean(dim=1, keepdim=True)
+    return mean.repeat(1, in_channels, 1, 1, 1) * (c_src / in_channels)
+
+
+def load_pretrained(net: torch.nn.Module, checkpoint: str | Path) -> dict:
+    """Initialise ``net`` from a checkpoint's model weights; returns counts of loaded/adapted/skipped tensors."""
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)["model"]
+    own = net.state_dict()
+    loaded, adapted, skipped = 0, 0, []
+    for key, value in state.items():
+        if key not in own:
+            skipped.append(key)
+            continue
+        if key == FIRST_CONV and value.shape[1] != own[key].shape[1]:
+            value = adapt_input_channels(value, own[key].shape[1])
+            adapted += 1
+        if value.shape != own[key].shape:
+            skipped.append(key)
+            continue
+        own[key] = value
+        loaded += 1
+    net.load_state_dict(own)
+    logger.info("initialised from %s: %d tensors loaded (%d channel-adapted), %d skipped %s", checkpoint, loaded,
+                adapted, len(skipped), skipped[:4])
+    return {"loaded": loaded, "adapted": adapted, "skipped": skipped}
+
+
+class TransformedDataset(Dataset):
+    """Applies the random patch transforms to samples of ``base``, seeded per (seed, epoch, index, rank)."""
+
+    def __init__(self, base, transforms, *, seed: int, rank: int = 0) -> None:
+        self.base, self.transforms, self.seed, self.rank = base, transforms, seed, rank
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+        if hasattr(self.base, "set_epoch"):
+            self.base.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, index: int) -> dict:
+        sample = self.base[index]
+        self.transforms.set_random_state(seed=sample_seed(self.seed, self.epoch, index, self.rank))
+        out = self.transforms(sample)
+        out = out[0] if isinstance(out, list) else out
+        return {k: torch.as_tensor(out[k]).as_subclass(torch.Tensor).float() for k in ("image", "label")}
+
+
+def _lr_factor(epoch: int, cfg) -> float:
+    if epoch < cfg.warmup_epochs:
+        return (epoch + 1) / (cfg.warmup_epochs + 1)
+    t = (epoch - cfg.warmup_epochs) / max(cfg.epochs - cfg.warmup_epochs, 1)
+    return 0.5 * (1 + math.cos(math.pi * t)) * 0.95 + 0.05
+
+
+def dice(pred: np.ndarray, ref: np.ndarray) -> float:
+    """Dice of two bool arrays; 1.0 when both are empty."""
+    s = pred.sum() + ref.sum()
+    return 1.0 if s == 0 else float(2.0 * np.logical_and(pred, ref).sum() / s)
+
+
+@torch.no_grad()
+def validate(net: torch.nn.Module, cases: list[dict], *, patch_size, overlap: float, device) -> list[float]:
+    """Dice per validation case on the model grid. Cases: ``image (C,Z,Y,X)``, ``label (Z,Y,X)`` arrays."""
+    net.eval()
+    scores = []
+    for case in cases:
+        x = torch.from_numpy(case["image"])[None].to(device)
+        logits = sliding_window_inference(x, roi_size=patch_size, sw_batch_size=2, predictor=net, overlap=overlap,
+                                          mode="gaussian")
+        pred = (logits[0, 0] > 0).cpu().numpy()
+        scores.append(dice(pred, case["label"] > 0))
+    net.train()
+    return scores
+
+
+def _datasets(config: TrainConfig, rank: int, world: int):
+    """(training base dataset, validation cases) for the task."""
+    if config.task == "gtv":
+        from training.gtv_data import gtv_datasets
+
+        return gtv_datasets(config, rank=rank, world=world)
+    from training.synth_data import synth_datasets
+
+    return synth_datasets(config, rank=rank, world=world)
+
+
+def _init_distributed() -> tuple[int, int, torch.device]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not torch.distributed.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        torch.distributed.init_process_group(backend=backend)
+    rank = torch.distributed.get_rank() if world > 1 else 0
+    if torch.cuda.is_available():
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        torch.cuda.set_device(local)
+        device = torch.device("cuda", local)
+    else:
+        device = torch.device("cpu")
+    return rank, world, device
+
+
+def train(config: TrainConfig, *, resume: bool = True, progress: bool = True) -> RunResult:
+    """Train one run; see the module docstring. Returns the run's result (also written to ``history.json``)."""
+    rank, world, device = _init_distributed()
+    if device.type == "cpu":
+        torch.set_num_threads(max(1, config.optim.threads // world))
+    out = Path(config.out_dir)
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+    torch.manual_seed(config.seed)
+    np.random.seed(config.seed)
+
+    net = build_network(config.model, in_channels=config.in_channels, out_channels=len(config.labels)).to(device)
+    init_info = None
+    if config.init:
+        init_info = load_pretrained(net, config.init)
+    opt = torch.optim.AdamW(net.parameters(), lr=config.optim.lr, weight_decay=config.optim.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda e: _lr_factor(e, config.optim))
+    history: list[dict] = []
+    start_epoch = 0
+    best = (-1, -1.0)
+    last = out / "last.pt"
+    if resume and last.is_file():
+        ck = torch.load(last, map_location=device, weights_only=False)
+        net.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        sched.load_state_dict(ck["scheduler"])
+        history, start_epoch, best = ck["history"], ck["epoch"] + 1, tuple(ck["best"])
+        logger.info("resuming %s at epoch %d", out, start_epoch + 1)
+    model = net
+    if world > 1:
+        model = torch.nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
+
+    pre = preprocessing_spec(config.preprocessing)
+    base, val_cases = _datasets(config, rank, world)
+    transforms = training_transforms(config.augment, patch_size=pre.patch_size, spacing_mm=float(pre.spacing_mm[0]))
+    data = TransformedDataset(base, transforms, seed=config.seed, rank=rank)
+    loss_fn = DiceCELoss(sigmoid=True, smooth_nr=1e-5, smooth_dr=1e-5)
+    use_amp = device.type == "cuda"
+
+    for epoch in range(start_epoch, config.optim.epochs):
+        t0 = time.time()
+        data.set_epoch(epoch)
+        loader = DataLoader(data, batch_size=config.optim.batch_size, shuffle=False,
+                            num_workers=config.optim.num_workers, drop_last=True)
+        losses = []
+        bar = tqdm(loader, desc=f"{config.name} epoch {epoch + 1}/{config.optim.epochs}", leave=False,
+                   disable=not progress or rank != 0)
+        for batch in bar:
+            x, y = batch["image"].to(device), batch["label"].to(device)
+            with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp):
+                loss = loss_fn(model(x), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+            bar.set_postfix(loss=f"{np.mean(losses):.4f}")
+        sched.step()
+        if rank == 0:
+            scores = validate(net, val_cases, patch_size=pre.patch_size, overlap=pre.overlap, device=device)
+            entry = {
+                "epoch": epoch + 1,
+                "train_loss": float(np.mean(losses)) if losses else float("nan"),
+                "val_dice": float(np.mean(scores)),
+                "val_dice_cases": [round(s, 4) for s in scores],
+                "lr": opt.param_groups[0]["lr"],
+                "seconds": round(time.time() - t0, 1),
+            }
+            history.append(entry)
+            if entry["val_dice"] > best[1]:
+                best = (epoch + 1, entry["val_dice"])
+                torch.save({"model": net.state_dict(), "epoch": epoch, "config": config.to_dict()}, out / "best.pt")
+            torch.save({"model": net.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                        "epoch": epoch, "history": history, "best": list(best), "config": config.to_dict()},
+                       out / "last.tmp")
+            os.replace(out / "last.tmp", last)
+            logger.info("%s epoch %d/%d: loss %.4f, validation Dice %.4f (best %.4f at %d), %.0f s", config.name,
+                        epoch + 1, config.optim.epochs, entry["train_loss"], entry["val_dice"], best[1], best[0],
+                        entry["seconds"])
+        if world > 1:
+            torch.distributed.barrier()
+    result = RunResult(out_dir=out, best_epoch=int(best[0]), best_val_dice=float(best[1]), history=history)
+    if rank == 0:
+        (out / "history.json").write_text(json.dumps(
+            {"name": config.name, "task": config.task, "init": config.init, "init_info": init_info,
+             "best_epoch": result.best_epoch, "best_val_dice": result.best_val_dice, "world_size": world,
+             "history": history}, indent=1))
+    if world > 1:
+        torch.distributed.barrier()
+    return result
