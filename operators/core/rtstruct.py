@@ -1,0 +1,496 @@
+"""RT Structure Set writer: a binary mask on a reference series' grid to a DICOM RTSTRUCT.
+
+Contours trace voxel *edges*, not voxel centres: every polygon runs along pixel corners, so a reader that fills the
+polygons of a slice with the even-odd rule and tests voxel centres gets back exactly the voxels of the mask (no
+voxel centre lies on a contour). Readers that instead OR the contours of a slice (plastimatch 1.9.4, even with
+``--xor-contours``) get the mask with its in-slice holes filled: a superset of the mask, within its outer outlines.
+
+Polygon conventions (:func:`mask_to_polygons`):
+
+* Points are ``(col, row)`` = ``(i, j)`` in index space; vertices lie at pixel corners ``(c +- 0.5, r +- 0.5)``.
+* One closed polygon per boundary loop: the outer boundary of each island and the boundary of each hole are
+  separate polygons; nesting (island in a hole in an island) is expressed by the even-odd rule alone.
+* Orientation: outer boundaries have positive shoelace area in ``(i, j)`` coordinates, holes negative. Since the
+  slice normal of a DICOM image is ``row cosine x column cosine`` (+i x +j), outer boundaries run
+  counter-clockwise seen from the side the slice normal points to, and holes clockwise.
+* Every polygon is simple: no vertex appears twice in one polygon. Where two foreground pixels touch only at a
+  corner (a "saddle" vertex), the boundary is split there, so such pixels give separate polygons that share that
+  one vertex (and a background pocket closed only by a diagonal contact gives a hole polygon touching the outer
+  one at that vertex). Splitting a closed edge cycle at a repeated vertex keeps the multiset of edges, so the
+  even-odd fill is unchanged.
+* Only corners where the direction changes are kept (no collinear vertices); each polygon starts at its top-most,
+  then left-most vertex; polygons are ordered by that start vertex, outer before hole.
+
+RTSTRUCT content decisions:
+
+* Model provenance: ``ROIGenerationDescription`` (LO, 64 chars) holds model name, version and the first 16 hex
+  digits of its sha256; the full sha256 is in ``ROIDescription`` (ST) and ``StructureSetDescription`` (ST), both
+  type 3 attributes of the Structure Set module; ``SoftwareVersions`` holds the product and model versions.
+* An empty mask gives a valid structure set that still declares the ROI (StructureSetROISequence, ROI Contour and
+  RT ROI Observations items) with no ``ContourSequence``, which is type 3 in the ROI Contour module: the planner sees
+  an empty "GTV" rather than a missing one.
+* ``SpecificCharacterSet`` is copied from the reference (the planning system already reads that character set),
+  ``ISO_IR 100`` where the reference has none.
+* Contour points are ``mask.grid.index_to_lps`` of the corners, shifted per slice by the (sub-tolerance) difference
+  between the reference image's ImagePositionPatient and the grid's slice origin, so every contour lies exactly in
+  the plane of the image it references even when the stack is only nearly regular.
+* Multi-frame references (one SOP instance holding several slices) are not supported: each slice must be its own
+  instance.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import logging
+import re
+from collections.abc import Sequence
+
+import numpy as np
+import pydicom
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.sequence import Sequence as DicomSequence
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+from operators.core.errors import GeometryError, InputDataError, ModelSpecError
+from operators.core.geometry import Volume
+from operators.core.labels import Structure
+from operators.core.product import (
+    MANUFACTURER,
+    PRODUCT_NAME,
+    RTSTRUCT_SERIES_NUMBER,
+    SOFTWARE_VERSION,
+    UID_PREFIX,
+)
+
+logger = logging.getLogger(__name__)
+
+RT_STRUCTURE_SET_STORAGE = "1.2.840.10008.5.1.4.1.1.481.3"
+# Retired "Detached Study Management" SOP class: what RTReferencedStudySequence references by common practice.
+DETACHED_STUDY_MANAGEMENT = "1.2.840.10008.3.1.2.3.1"
+# Contour coordinates are written rounded to this many decimals of a millimetre.
+CONTOUR_DECIMALS = 3
+# A reference image's ImagePositionPatient may lie this fraction of the smallest voxel spacing from where the mask
+# grid puts its slice origin (a quarter voxel: far above the deviations series_volume accepts, far below a
+# misordered or foreign reference).
+SLICE_POSITION_TOLERANCE_VOXELS = 0.25
+# Tolerance on direction cosines (ImageOrientationPatient) and on PixelSpacing (mm).
+ORIENTATION_TOLERANCE = 1e-3
+PIXEL_SPACING_TOLERANCE_MM = 1e-3
+
+_PATIENT_KEYWORDS_TYPE2 = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex")
+_PATIENT_KEYWORDS_TYPE3 = (
+    "IssuerOfPatientID",
+    "PatientIdentityRemoved",
+    "DeidentificationMethod",
+    "DeidentificationMethodCodeSequence",
+)
+_STUDY_KEYWORDS_TYPE2 = ("StudyDate", "StudyTime", "ReferringPhysicianName", "StudyID", "AccessionNumber")
+_STUDY_KEYWORDS_TYPE3 = ("StudyDescription",)
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_LO_MAX = 64
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Contour extraction
+# --------------------------------------------------------------------------------------------------------------
+
+
+def mask_to_polygons(mask2d: np.ndarray) -> list[np.ndarray]:
+    """The exact boundary of a 2-D mask as closed polygons through pixel corners.
+
+    Args:
+        mask2d: ``(rows, cols)`` array; nonzero is foreground.
+
+    Returns:
+        One ``(N, 2)`` float64 array per boundary loop, columns ``(col, row)`` = ``(i, j)`` in index space, the
+        closing edge implied (last vertex back to first). Outer boundaries have positive shoelace area, holes
+        negative; see the module docstring for the full conventions. Empty list for an empty mask.
+    """
+    m = np.asarray(mask2d)
+    if m.ndim != 2:
+        raise ValueError(f"mask_to_polygons needs a 2-D (rows, cols) mask, found shape {m.shape}")
+    p = np.pad(m.astype(bool), 1)
+    if not p.any():
+        return []
+    width = p.shape[1] + 1  # vertices per lattice row; vertex (x, y) has id y * width + x
+    up, down = np.zeros_like(p), np.zeros_like(p)
+    left, right = np.zeros_like(p), np.zeros_like(p)
+    up[1:], down[:-1], left[:, 1:], right[:, :-1] = p[:-1], p[1:], p[:, :-1], p[:, 1:]
+    # Directed boundary edges with the foreground on the same side (positive shoelace orientation):
+    # side 0 top (x, y)->(x+1, y), 1 right (x+1, y)->(x+1, y+1), 2 bottom (x+1, y+1)->(x, y+1), 3 left (x, y+1)->(x, y)
+    # for the padded pixel at row y, column x.
+    sides = ((p & ~up, (0, 0), (1, 0)), (p & ~right, (1, 0), (1, 1)), (p & ~down, (1, 1), (0, 1)),
+             (p & ~left, (0, 1), (0, 0)))  # fmt: skip
+    starts, ends, pixels = [], [], []
+    for edges, (sx, sy), (ex, ey) in sides:
+        rows, cols = np.nonzero(edges)
+        starts.append((rows + sy) * width + cols + sx)
+        ends.append((rows + ey) * width + cols + ex)
+        pixels.append(rows * p.shape[1] + cols)
+    start, end, pixel = np.concatenate(starts), np.concatenate(ends), np.concatenate(pixels)
+
+    # Successor of each edge: the edge leaving its end vertex. A saddle vertex has two leaving edges; take the one of
+    # the same pixel (turn around that pixel's corner). Loops that then pass a vertex twice are split below.
+    order = np.argsort(start, kind="stable")
+    lo = np.searchsorted(start[order], end, side="left")
+    count = np.searchsorted(start[order], end, side="right") - lo
+    first = order[lo]
+    second = order[np.minimum(lo + 1, len(order) - 1)]
+    successor = np.where((count == 2) & (pixel[first] != pixel), second, first)
+
+    loops: list[list[int]] = []
+    visited = np.zeros(len(start), dtype=bool)
+    successor_list = successor.tolist()
+    start_list = start.tolist()
+    for e0 in range(len(start)):
+        if visited[e0]:
+            continue
+        cycle = []
+        e = e0
+        while not visited[e]:
+            visited[e] = True
+            cycle.append(start_list[e])
+            e = successor_list[e]
+        loops.extend(_split_at_repeated_vertices(cycle))
+
+    polygons = []
+    for loop in loops:
+        ids = np.asarray(loop)
+        xy = np.stack([ids % width, ids // width], axis=1)
+        polygons.append(_canonical(_drop_collinear(xy)))
+    polygons.sort(key=lambda v: (v[0, 1], v[0, 0], -np.sign(_signed_area(v))))
+    # Padded lattice vertex x is the corner at index coordinate x - 1.5 of the unpadded mask.
+    return [v.astype(np.float64) - 1.5 for v in polygons]
+
+
+def _split_at_repeated_vertices(cycle: list[int]) -> list[list[int]]:
+    """Split a closed vertex cycle wherever it revisits a vertex, into cycles that visit each vertex once."""
+    if len(set(cycle)) == len(cycle):
+        return [cycle]
+    out: list[list[int]] = []
+    stack: list[int] = []
+    position: dict[int, int] = {}
+    for v in cycle:
+        if v in position:
+            i = position[v]
+            out.append(stack[i:])
+            for u in stack[i + 1 :]:
+                del position[u]
+            del stack[i + 1 :]
+        else:
+            position[v] = len(stack)
+            stack.append(v)
+    out.append(stack)
+    return out
+
+
+def _drop_collinear(xy: np.ndarray) -> np.ndarray:
+    """Keep only the vertices of ``(N, 2)`` closed polygon ``xy`` where the direction changes."""
+    d_out = np.roll(xy, -1, axis=0) - xy
+    d_in = np.roll(d_out, 1, axis=0)
+    return xy[np.any(d_in != d_out, axis=1)]
+
+
+def _canonical(xy: np.ndarray) -> np.ndarray:
+    """Rotate a closed polygon so it starts at its top-most (smallest row), then left-most vertex."""
+    first = np.lexsort((xy[:, 0], xy[:, 1]))[0]
+    return np.roll(xy, -first, axis=0)
+
+
+def _signed_area(xy: np.ndarray) -> float:
+    """Shoelace area of closed polygon ``(N, 2)`` in ``(x, y)``; positive for the outer-boundary orientation."""
+    x, y = xy[:, 0].astype(np.float64), xy[:, 1].astype(np.float64)
+    return float(np.dot(x, np.roll(y, -1)) - np.dot(np.roll(x, -1), y)) / 2.0
+
+
+# --------------------------------------------------------------------------------------------------------------
+# RT Structure Set
+# --------------------------------------------------------------------------------------------------------------
+
+
+def format_ds(values: np.ndarray) -> list[str]:
+    """Decimal String values rounded to ``CONTOUR_DECIMALS`` mm, trailing zeros dropped, each at most 16 chars."""
+    out = []
+    for v in np.round(np.asarray(values, dtype=np.float64).ravel(), CONTOUR_DECIMALS).tolist():
+        s = f"{v:.{CONTOUR_DECIMALS}f}".rstrip("0").rstrip(".")
+        if s in ("-0", ""):
+            s = "0"
+        if len(s) > 16 or not np.isfinite(v):
+            raise GeometryError(f"contour coordinate {v!r} mm cannot be written as a DICOM DS value (16 chars)")
+        out.append(s)
+    return out
+
+
+def build_rtstruct(
+    mask: Volume,
+    reference: Sequence[Dataset],
+    *,
+    structure: Structure,
+    model: dict,
+    series_number: int = RTSTRUCT_SERIES_NUMBER,
+    series_description: str = "GTV auto-contour (UNAPPROVED)",
+) -> Dataset:
+    """An RT Structure Set with one ROI whose contours are the exact voxel-edge boundary of ``mask``.
+
+    Args:
+        mask: ``(Z, Y, X)`` mask on the reference series' grid (nonzero = inside); slice ``k`` is ``reference[k]``.
+        reference: headers of the reference images, one per slice, in the mask's slice order.
+        structure: the registry entry naming the ROI (ROIName, RTROIInterpretedType, colour).
+        model: ``{"name": str, "version": str, "sha256": 64 lowercase hex digits}`` of the model that made the mask.
+        series_number: SeriesNumber of the new RT series (fixed, never random).
+        series_description: SeriesDescription of the new RT series.
+
+    Returns:
+        The dataset with ``file_meta`` (Explicit VR Little Endian), ready for
+        ``save_as(path, enforce_file_format=True)``.
+
+    Raises:
+        InputDataError: reference headers missing or inconsistent (study, series, frame of reference, duplicates).
+        GeometryError: the mask grid does not lie on the reference images.
+        ModelSpecError: ``model`` lacks name, version or a valid sha256.
+    """
+    name, version, sha256 = _check_model(model)
+    _check_reference(mask, reference)
+    first = reference[0]
+    now = dt.datetime.now()
+    date, time = now.strftime("%Y%m%d"), now.strftime("%H%M%S")
+
+    ds = Dataset()
+    ds.SpecificCharacterSet = first.get("SpecificCharacterSet", "ISO_IR 100")
+    ds.InstanceCreationDate, ds.InstanceCreationTime = date, time
+    ds.SOPClassUID = RT_STRUCTURE_SET_STORAGE
+    ds.SOPInstanceUID = generate_uid(prefix=UID_PREFIX)
+
+    # Patient and General Study modules: copied from the reference, type 2 left empty where absent.
+    for keyword in _PATIENT_KEYWORDS_TYPE2 + _STUDY_KEYWORDS_TYPE2:
+        setattr(ds, keyword, copy.deepcopy(first[keyword].value) if keyword in first else "")
+    has_method = "DeidentificationMethod" in first or "DeidentificationMethodCodeSequence" in first
+    for keyword in _PATIENT_KEYWORDS_TYPE3 + _STUDY_KEYWORDS_TYPE3:
+        # PatientIdentityRemoved YES needs a de-identification method (type 1C): copy it only together with one.
+        if keyword in first and (keyword != "PatientIdentityRemoved" or has_method):
+            setattr(ds, keyword, copy.deepcopy(first[keyword].value))
+    ds.StudyInstanceUID = first.StudyInstanceUID
+
+    # Frame of Reference module (part of the RT Structure Set IOD in current editions of PS3.3): the reference's.
+    ds.FrameOfReferenceUID = first.FrameOfReferenceUID
+    ds.PositionReferenceIndicator = first.get("PositionReferenceIndicator", "")
+
+    # RT Series.
+    ds.Modality = "RTSTRUCT"
+    ds.SeriesInstanceUID = generate_uid(prefix=UID_PREFIX)
+    ds.SeriesNumber = int(series_number)
+    ds.SeriesDate, ds.SeriesTime = date, time
+    ds.SeriesDescription = series_description
+    ds.OperatorsName = ""
+
+    # General Equipment.
+    ds.Manufacturer = MANUFACTURER
+    ds.ManufacturerModelName = PRODUCT_NAME
+    ds.SoftwareVersions = [SOFTWARE_VERSION, _fit_lo(f"{name} {version}")]
+
+    # Structure Set.
+    provenance = f"model {name} version {version} sha256 {sha256}"
+    ds.StructureSetLabel = "AUTO " + structure.tg263_name[:11]
+    ds.StructureSetName = _fit_lo(series_description)
+    ds.StructureSetDescription = (
+        f"Automatic contours by {PRODUCT_NAME} {SOFTWARE_VERSION}; {provenance}. Unapproved: review before use."
+    )
+    ds.InstanceNumber = 1
+    ds.StructureSetDate, ds.StructureSetTime = date, time
+    frame_uid = first.FrameOfReferenceUID
+    ds.ReferencedFrameOfReferenceSequence = [_referenced_frame(reference)]
+    roi = Dataset()
+    roi.ROINumber = 1
+    roi.ReferencedFrameOfReferenceUID = frame_uid
+    roi.ROIName = structure.tg263_name
+    roi.ROIDescription = f"{structure.description}; {provenance}"
+    roi.ROIGenerationAlgorithm = "AUTOMATIC"
+    roi.ROIGenerationDescription = _generation_description(name, version, sha256)
+    ds.StructureSetROISequence = [roi]
+
+    # ROI Contour.
+    contours = _contours(mask, reference)
+    roi_contour = Dataset()
+    roi_contour.ROIDisplayColor = [int(c) for c in structure.color_rgb]
+    roi_contour.ReferencedROINumber = 1
+    if contours:
+        roi_contour.ContourSequence = contours
+    ds.ROIContourSequence = [roi_contour]
+
+    # RT ROI Observations.
+    observation = Dataset()
+    observation.ObservationNumber = 1
+    observation.ReferencedROINumber = 1
+    observation.RTROIInterpretedType = structure.rt_roi_interpreted_type
+    observation.ROIInterpreter = ""
+    ds.RTROIObservationsSequence = [observation]
+
+    # Approval.
+    ds.ApprovalStatus = "UNAPPROVED"
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    pydicom.dataset.validate_file_meta(meta, enforce_standard=True)
+    ds.file_meta = meta
+
+    slices_with = int(np.count_nonzero(np.asarray(mask.array).reshape(mask.grid.shape[0], -1).any(axis=1)))
+    if not contours:
+        logger.warning("RTSTRUCT ROI %r has no contours: the mask is empty", structure.tg263_name)
+    logger.info(
+        "RTSTRUCT %s (series %s, #%d): ROI %r, %d contours on %d of %d slices; %s",
+        ds.SOPInstanceUID,
+        ds.SeriesInstanceUID,
+        ds.SeriesNumber,
+        structure.tg263_name,
+        len(contours),
+        slices_with,
+        mask.grid.shape[0],
+        provenance,
+    )
+    return ds
+
+
+def _contours(mask: Volume, reference: Sequence[Dataset]) -> list[Dataset]:
+    """One ContourSequence item per boundary polygon of each slice, points at voxel corners in LPS mm."""
+    array = np.asarray(mask.array)
+    items = []
+    slice_origins = mask.grid.index_to_lps(np.column_stack([np.zeros(len(array)), np.zeros(len(array)),
+                                                            np.arange(len(array))]))
+    for k in range(array.shape[0]):
+        if not array[k].any():
+            continue
+        # Anchor the slice at its image's own position (differs from the grid's by less than the checked tolerance).
+        shift = np.asarray(reference[k].ImagePositionPatient, dtype=np.float64) - slice_origins[k]
+        image = Dataset()
+        image.ReferencedSOPClassUID = reference[k].SOPClassUID
+        image.ReferencedSOPInstanceUID = reference[k].SOPInstanceUID
+        for polygon in mask_to_polygons(array[k]):
+            ijk = np.column_stack([polygon, np.full(len(polygon), float(k))])
+            lps = mask.grid.index_to_lps(ijk) + shift
+            item = Dataset()
+            item.ContourNumber = len(items) + 1
+            item.ContourImageSequence = [_copy(image)]
+            item.ContourGeometricType = "CLOSED_PLANAR"
+            item.NumberOfContourPoints = len(polygon)
+            item.ContourData = format_ds(lps)
+            items.append(item)
+    return items
+
+
+def _copy(item: Dataset) -> Dataset:
+    out = Dataset()
+    out.ReferencedSOPClassUID = item.ReferencedSOPClassUID
+    out.ReferencedSOPInstanceUID = item.ReferencedSOPInstanceUID
+    return out
+
+
+def _referenced_frame(reference: Sequence[Dataset]) -> Dataset:
+    """ReferencedFrameOfReferenceSequence item down to every reference image."""
+    first = reference[0]
+    series = Dataset()
+    series.SeriesInstanceUID = first.SeriesInstanceUID
+    images = []
+    for header in reference:
+        image = Dataset()
+        image.ReferencedSOPClassUID = header.SOPClassUID
+        image.ReferencedSOPInstanceUID = header.SOPInstanceUID
+        images.append(image)
+    series.ContourImageSequence = DicomSequence(images)
+    study = Dataset()
+    study.ReferencedSOPClassUID = DETACHED_STUDY_MANAGEMENT
+    study.ReferencedSOPInstanceUID = first.StudyInstanceUID
+    study.RTReferencedSeriesSequence = [series]
+    frame = Dataset()
+    frame.FrameOfReferenceUID = first.FrameOfReferenceUID
+    frame.RTReferencedStudySequence = [study]
+    return frame
+
+
+def _fit_lo(text: str) -> str:
+    """Truncate to the 64 characters of a LO value."""
+    return text if len(text) <= _LO_MAX else text[: _LO_MAX - 3] + "..."
+
+
+def _generation_description(name: str, version: str, sha256: str) -> str:
+    """``"<name> <version> sha256:<16 hex>"`` within 64 characters, shortening the name first."""
+    tail = f" {version} sha256:{sha256[:16]}"
+    room = _LO_MAX - len(tail)
+    if room < 8:
+        return _fit_lo(f"{name}{tail}")
+    return (name if len(name) <= room else name[: room - 3] + "...") + tail
+
+
+def _check_model(model: dict) -> tuple[str, str, str]:
+    missing = [key for key in ("name", "version", "sha256") if not str(model.get(key, "") or "").strip()]
+    if missing:
+        raise ModelSpecError(f"RTSTRUCT model description lacks {missing}; found keys {sorted(model)}")
+    sha256 = str(model["sha256"]).strip().lower()
+    if not _SHA256.match(sha256):
+        raise ModelSpecError(
+            f"RTSTRUCT model sha256 must be 64 hexadecimal digits, found {str(model['sha256'])[:80]!r}"
+        )
+    return str(model["name"]).strip(), str(model["version"]).strip(), sha256
+
+
+def _check_reference(mask: Volume, reference: Sequence[Dataset]) -> None:
+    """Refuse references that are inconsistent or whose images do not lie on the mask's slices."""
+    z, rows, cols = mask.grid.shape
+    if len(reference) != z:
+        raise GeometryError(f"RTSTRUCT reference has {len(reference)} images, expected one per mask slice ({z})")
+    required = ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID", "FrameOfReferenceUID")
+    for k, header in enumerate(reference):
+        absent = [kw for kw in required + ("ImagePositionPatient",) if kw not in header]
+        if absent:
+            raise InputDataError(f"RTSTRUCT reference image {k} lacks {absent}")
+    for keyword in ("StudyInstanceUID", "SeriesInstanceUID", "FrameOfReferenceUID"):
+        values = sorted({str(h.data_element(keyword).value) for h in reference})
+        if len(values) != 1:
+            raise InputDataError(f"RTSTRUCT reference images differ in {keyword}: found {values}, expected one value")
+    uids = [str(h.SOPInstanceUID) for h in reference]
+    if len(set(uids)) != len(uids):
+        raise InputDataError(
+            "RTSTRUCT reference repeats a SOPInstanceUID (0008,0018): multi-frame references are not supported"
+        )
+    frame_uid = str(reference[0].FrameOfReferenceUID)
+    if mask.frame_of_reference_uid is not None and mask.frame_of_reference_uid != frame_uid:
+        raise GeometryError(
+            f"mask FrameOfReferenceUID {mask.frame_of_reference_uid} differs from the reference's "
+            f"FrameOfReferenceUID (0020,0052) {frame_uid}"
+        )
+    grid = mask.grid
+    expected_positions = grid.index_to_lps(np.column_stack([np.zeros(z), np.zeros(z), np.arange(z)]))
+    direction = grid.direction
+    tolerance_mm = SLICE_POSITION_TOLERANCE_VOXELS * float(np.min(grid.spacing))
+    for k, header in enumerate(reference):
+        found = np.asarray(header.ImagePositionPatient, dtype=np.float64)
+        if found.shape != (3,) or np.linalg.norm(found - expected_positions[k]) > tolerance_mm:
+            raise GeometryError(
+                f"RTSTRUCT reference image {k} ({header.SOPInstanceUID}): ImagePositionPatient (0020,0032) "
+                f"{np.round(found, 4).tolist()} is not the mask grid's slice origin "
+                f"{np.round(expected_positions[k], 4).tolist()} (tolerance {tolerance_mm:.4f} mm)"
+            )
+        if "ImageOrientationPatient" in header:
+            iop = np.asarray(header.ImageOrientationPatient, dtype=np.float64)
+            expected = np.concatenate([direction[:, 0], direction[:, 1]])
+            if iop.shape != (6,) or np.max(np.abs(iop - expected)) > ORIENTATION_TOLERANCE:
+                raise GeometryError(
+                    f"RTSTRUCT reference image {k} ({header.SOPInstanceUID}): ImageOrientationPatient (0020,0037) "
+                    f"{np.round(iop, 6).tolist()} differs from the mask grid's {np.round(expected, 6).tolist()}"
+                )
+        if "Rows" in header and "Columns" in header and (int(header.Rows), int(header.Columns)) != (rows, cols):
+            raise GeometryError(
+                f"RTSTRUCT reference image {k} ({header.SOPInstanceUID}): Rows, Columns (0028,0010/0011) "
+                f"{int(header.Rows)}, {int(header.Columns)} differ from the mask's {rows}, {cols}"
+            )
+        if "PixelSpacing" in header:
+            # PixelSpacing is (row spacing, column spacing) = (spacing along j, spacing along i).
+            found_spacing = np.asarray(header.PixelSpacing, dtype=np.float64)[::-1]
+            if np.max(np.abs(found_spacing - grid.spacing[:2])) > PIXEL_SPACING_TOLERANCE_MM:
+                raise GeometryError(
+                    f"RTSTRUCT reference image {k} ({header.SOPInstanceUID}): PixelSpacing (0028,0030) "
+                    f"{np.asarray(header.PixelSpacing, dtype=float).tolist()} differs from the mask grid's "
+                    f"{np.round(grid.spacing[1::-1], 6).tolist()}"
+                )
