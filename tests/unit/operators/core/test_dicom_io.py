@@ -1,0 +1,195 @@
+"""scan_folder and choose_study on the real studies and on synthetic folders with awkward layouts."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import pydicom
+import pytest
+from dicom_synth import enhanced_mr, pattern, rotation, save, stack_headers, write_stack
+from pydicom import Dataset
+from pydicom.dataset import FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+from operators.core.dicom_io import choose_study, scan_folder
+from operators.core.dicom_series import Study
+from operators.core.errors import InputDataError
+from operators.core.selection import load_rules, select_series
+
+RULES = Path(__file__).resolve().parents[4] / "app" / "series_rules.json"
+SERIES_NAMES = {"T1post", "T1pre_reg", "FLAIR_reg", "T2_reg", "Mask_Tumor"}
+ROT = rotation(10.0, -20.0)
+
+
+@pytest.fixture(scope="module")
+def tcia(shared_data: Path) -> Path:
+    return shared_data / "tcia-brain-tumor-progression"
+
+
+@pytest.fixture(scope="module")
+def real_studies(tcia: Path) -> list[Study]:
+    return scan_folder(tcia)
+
+
+def test_real_folder_groups_three_studies_of_five_series(real_studies: list[Study]) -> None:
+    assert len(real_studies) == 3
+    counts = []
+    for study in real_studies:
+        assert {s.description for s in study.series} == SERIES_NAMES
+        assert all(s.study_instance_uid == study.study_instance_uid for s in study.series)
+        sizes = {len(s.instances) for s in study.series}
+        assert len(sizes) == 1  # every series of a study covers the same slices
+        counts.append(sizes.pop())
+        mask = next(s for s in study.series if s.description == "Mask_Tumor")
+        assert mask.sop_class_uid == "1.2.840.10008.5.1.4.1.1.7" and mask.modality == "MR"
+    assert sorted(counts) == [22, 24, 25]
+    assert sum(len(s.instances) for st in real_studies for s in st.series) == 355
+
+
+def _two_series(folder: Path) -> None:
+    """Two 6-slice series in nested folders, arbitrary file names without suffix."""
+    for n, (series_uid, description) in enumerate([(generate_uid(), "T1 post"), (generate_uid(), "FLAIR")]):
+        headers = stack_headers(6, rot=ROT, series_uid=series_uid, SeriesDescription=description, SeriesNumber=n + 1)
+        write_stack(folder, pattern((6, 4, 5)), headers, names=[f"p/{n}/{k}/IM{k * 7 % 6}" for k in range(6)])
+
+
+def test_nested_layout_and_non_dicom_files_give_one_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    _two_series(tmp_path)
+    (tmp_path / "notes.txt").write_text("export log\n")
+    (tmp_path / "p" / "empty").write_bytes(b"")
+    (tmp_path / "p" / "0" / "thumbs.db").write_bytes(bytes(range(256)) * 3)
+
+    with caplog.at_level(logging.WARNING, logger="operators.core.dicom_io"):
+        (study,) = scan_folder(tmp_path)
+
+    assert [s.description for s in study.series] == ["T1 post", "FLAIR"]
+    assert all(len(s.instances) == 6 for s in study.series)
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert "skipped 3 file(s) that are not DICOM" in warnings[0].getMessage()
+    assert "notes.txt" in warnings[0].getMessage()
+
+
+def test_dicomdir_is_skipped(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    _two_series(tmp_path)
+    ds = Dataset()
+    ds.FileSetID = "EXPORT"
+    ds.DirectoryRecordSequence = []
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.1.3.10"
+    ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.save_as(tmp_path / "DICOMDIR", enforce_file_format=True)
+
+    with caplog.at_level(logging.INFO, logger="operators.core.dicom_io"):
+        (study,) = scan_folder(tmp_path)
+
+    assert len(study.series) == 2
+    assert "ignored 1 DICOMDIR file(s)" in caplog.text
+
+
+def test_duplicate_instance_is_kept_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    _two_series(tmp_path)
+    original = tmp_path / "p" / "0" / "2" / "IM2"
+    shutil.copy(original, tmp_path / "zz_copy_of_IM2")  # sorts after the original, which is kept
+
+    with caplog.at_level(logging.WARNING, logger="operators.core.dicom_io"):
+        (study,) = scan_folder(tmp_path)
+
+    assert [len(s.instances) for s in study.series] == [6, 6]
+    assert "ignored 1 duplicate instance(s)" in caplog.text
+    assert "zz_copy_of_IM2 (duplicate of p/0/2/IM2)" in caplog.text
+
+
+def test_empty_folder(tmp_path: Path) -> None:
+    (tmp_path / "incoming" / "sub").mkdir(parents=True)
+    with pytest.raises(InputDataError, match=r"input folder .*incoming is empty"):
+        scan_folder(tmp_path / "incoming")
+
+
+def test_folder_without_dicom(tmp_path: Path) -> None:
+    (tmp_path / "a.txt").write_text("hello")
+    (tmp_path / "b.bin").write_bytes(b"\x00" * 300)
+    with pytest.raises(InputDataError, match=rf"input folder {tmp_path} holds no usable DICOM .*2 not DICOM"):
+        scan_folder(tmp_path)
+
+
+def test_missing_folder(tmp_path: Path) -> None:
+    with pytest.raises(InputDataError, match=r"input folder .*nowhere does not exist"):
+        scan_folder(tmp_path / "nowhere")
+
+
+def test_enhanced_mr_frames_get_classic_headers(tmp_path: Path) -> None:
+    volume = pattern((5, 4, 5))
+    ds = enhanced_mr(volume, rot=ROT, origin=(0.0, 0.0, 0.0), step=2.0, pixel_spacing=(0.7, 0.9),
+                     frame_order=[4, 2, 0, 1, 3])
+    save(ds, tmp_path / "mf" / "IMG0001")
+
+    (study,) = scan_folder(tmp_path)
+    (series,) = study.series
+
+    assert len(series.instances) == 5
+    assert all(inst.path.name == "IMG0001" for inst in series.instances)
+    first = series.instances[0].header
+    assert "PerFrameFunctionalGroupsSequence" not in first
+    assert [float(v) for v in first.PixelSpacing] == [0.7, 0.9]
+    assert float(first.RepetitionTime) == 550.0 and float(first.EchoTime) == 9.5
+    assert first.ScanningSequence == "SE" and first.ContrastBolusAgent == "Gadobutrol"
+    z = [float(inst.header.ImagePositionPatient[2]) for inst in series.instances]
+    assert z == pytest.approx([4 * 2.0 * ROT[2, 2], 2 * 2.0 * ROT[2, 2], 0.0, 2.0 * ROT[2, 2], 3 * 2.0 * ROT[2, 2]])
+    (t1c,) = select_series(study, ["T1c"], load_rules(RULES))
+    assert t1c.series is series
+
+
+# ------------------------------------------------------------------------------------------- choose_study
+def test_several_patients_are_refused_without_naming_them(real_studies: list[Study]) -> None:
+    with pytest.raises(InputDataError, match=r"3 studies of 2 different patients") as info:
+        choose_study(real_studies)
+    assert "PGBM" not in str(info.value)
+
+
+def test_two_usable_studies_are_listed_not_mixed(tcia: Path) -> None:
+    studies = scan_folder(tcia / "PGBM-001")
+    with pytest.raises(InputDataError, match=r"2 studies and 2 studies are usable") as info:
+        choose_study(studies, channels=["T1c", "FLAIR"], rules=load_rules(RULES))
+    message = str(info.value)
+    for study in studies:
+        assert f"study {study.study_instance_uid}: 5 series, modalities MR" in message
+    dates = {str(s.series[0].first.StudyDate) for s in studies}
+    assert not any(d in message for d in dates) and "PGBM" not in message
+
+
+def test_the_only_usable_study_is_chosen(tcia: Path) -> None:
+    first, second = scan_folder(tcia / "PGBM-001")
+    mask_only = replace(first, series=tuple(s for s in first.series if s.description == "Mask_Tumor"))
+    assert choose_study([mask_only, second]) is second
+    no_flair = replace(second, series=tuple(s for s in second.series if s.description != "FLAIR_reg"))
+    assert choose_study([first, no_flair], channels=["T1c", "FLAIR"], rules=load_rules(RULES)) is first
+    with pytest.raises(InputDataError, match=r"no study is usable"):
+        choose_study([mask_only, no_flair], channels=["T1c", "FLAIR"], rules=load_rules(RULES))
+
+
+def test_logs_carry_no_patient_data(tcia: Path, caplog: pytest.LogCaptureFixture) -> None:
+    folder = tcia / "PGBM-003"
+    header = pydicom.dcmread(next(folder.rglob("*.dcm")), stop_before_pixels=True)
+    with caplog.at_level(logging.DEBUG):
+        study = choose_study(scan_folder(folder))
+        select_series(study, ["T1c", "FLAIR"], load_rules(RULES))
+    assert "T1post" in caplog.text
+    for value in (header.PatientID, str(header.PatientName), header.get("PatientBirthDate"), header.StudyDate):
+        if value:
+            assert str(value) not in caplog.text
+
+
+@pytest.mark.filterwarnings("ignore:Invalid value for VR UI:UserWarning")
+def test_dicom_file_without_uids_is_skipped_with_a_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    _two_series(tmp_path)
+    broken = b"\0" * 128 + b"DICM" + b"\x02\x00\x00\x00UL\x04\x00\xff\xff\xff\x7f" + b"\x02\x00\x10\x00UI\xff\x7fabc"
+    (tmp_path / "broken").write_bytes(broken)  # DICM preamble, then a header that ends mid-element
+    with caplog.at_level(logging.WARNING, logger="operators.core.dicom_io"):
+        (study,) = scan_folder(tmp_path)
+    assert [len(s.instances) for s in study.series] == [6, 6]
+    assert "skipped 1 DICOM file(s) without Study/Series/SOP Instance UID: broken" in caplog.text
