@@ -58,7 +58,7 @@ class GtvContourApp(Application):
         r, spec = self.record, self.spec
         model = spec.identity()
         load = LoadDicomOperator(self, CountCondition(self, 1), name="load_dicom", input_folder=self.config.input,
-                                 record=r)
+                                 channels=spec.preprocessing.channels, rules=self.rules, record=r)
         select = SelectSeriesOperator(self, name="select_series", channels=spec.preprocessing.channels,
                                       rules=self.rules, record=r)
         to_volume = SeriesToVolumeOperator(self, name="series_to_volume", record=r)

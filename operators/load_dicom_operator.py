@@ -16,8 +16,9 @@ class LoadDicomOperator(GtvOperator):
 
     OUT_STUDY = "study"
 
-    def __init__(self, fragment: Fragment, *args, input_folder: Path, record: RunRecord, **kwargs) -> None:
-        self.input_folder = Path(input_folder)
+    def __init__(self, fragment: Fragment, *args, input_folder: Path, channels: tuple[str, ...], rules: dict,
+                 record: RunRecord, **kwargs) -> None:
+        self.input_folder, self.channels, self.rules = Path(input_folder), tuple(channels), rules
         self.record = record
         super().__init__(fragment, *args, **kwargs)
 
@@ -26,6 +27,6 @@ class LoadDicomOperator(GtvOperator):
 
     def run(self, op_input, op_output) -> None:
         with self.record.stage("load"):
-            study = choose_study(scan_folder(self.input_folder))
+            study = choose_study(scan_folder(self.input_folder), channels=self.channels, rules=self.rules)
         self.record.decisions["study_series_count"] = len(study.series)
         op_output.emit(study, self.OUT_STUDY)

@@ -20,7 +20,7 @@ class PostprocessOperator(GtvOperator):
 
     def __init__(self, fragment: Fragment, *args, postprocessing: Postprocessing, labels: tuple[str, ...],
                  record: RunRecord, **kwargs) -> None:
-        self.spec, self.labels, self.record = postprocessing, tuple(labels), record
+        self.postprocessing, self.labels, self.record = postprocessing, tuple(labels), record
         super().__init__(fragment, *args, **kwargs)
 
     def setup(self, spec: OperatorSpec) -> None:
@@ -35,7 +35,7 @@ class PostprocessOperator(GtvOperator):
             for label, p in zip(self.labels, pred.probabilities):
                 result = postprocess(Volume(array=p, grid=pred.grid,
                                             frame_of_reference_uid=pred.source.case.reference.frame_of_reference_uid),
-                                     self.spec, within=within)
+                                     self.postprocessing, within=within)
                 masks.append(result.mask)
                 volume_cm3 = result.mask.array.sum() * pred.grid.voxel_volume_mm3 / 1000.0
                 self.record.decisions[f"{label}_volume_cm3"] = round(float(volume_cm3), 3)

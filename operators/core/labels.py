@@ -60,6 +60,16 @@ STRUCTURES: dict[str, Structure] = {
         type=codes.SCT.Brain,
         anatomic_region=None,
     ),
+    "Hippocampus": Structure(
+        key="Hippocampus",
+        tg263_name="Hippocampus",
+        description="Hippocampus, left and right (source task of transfer learning)",
+        rt_roi_interpreted_type="AVOIDANCE",
+        color_rgb=(255, 200, 0),
+        category=codes.SCT.AnatomicalStructure,
+        type=codes.SCT.Hippocampus,
+        anatomic_region=None,
+    ),
 }
 
 

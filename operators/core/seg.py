@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Sequence
 
 import highdicom as hd
@@ -68,7 +69,18 @@ def build_seg(
     ]
     # (frames, rows, cols, segments)
     pixels = np.stack([m.array.astype(bool) for m in masks], axis=-1)
-    seg = hd.seg.Segmentation(
+    with warnings.catch_warnings():
+        # highdicom warns about single-component PatientName values by quoting them: patient data must not reach
+        # the logs, and the name is copied as the source images hold it, so that warning is not shown.
+        warnings.filterwarnings("ignore", message=".*unlikely to represent the intended person name.*")
+        seg = _segmentation(reference, pixels, descriptions, model, series_number, series_description)
+    logger.info("DICOM-SEG: %d segment(s), %d frames, SOPInstanceUID %s", len(structures), seg.NumberOfFrames,
+                seg.SOPInstanceUID)
+    return seg
+
+
+def _segmentation(reference, pixels, descriptions, model, series_number, series_description) -> hd.seg.Segmentation:
+    return hd.seg.Segmentation(
         source_images=list(reference),
         pixel_array=pixels,
         segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
@@ -79,7 +91,7 @@ def build_seg(
         instance_number=1,
         manufacturer=MANUFACTURER,
         manufacturer_model_name=PRODUCT_NAME[:64],
-        software_versions=(SOFTWARE_VERSION, f"{model['name']} {model['version']}"[:64]),
+        software_versions=[SOFTWARE_VERSION, f"{model['name']} {model['version']}"[:64]],
         device_serial_number="0",
         series_description=series_description[:64],
         content_label="GTV",
@@ -88,6 +100,3 @@ def build_seg(
         transfer_syntax_uid=ExplicitVRLittleEndian,
         omit_empty_frames=False,
     )
-    logger.info("DICOM-SEG: %d segment(s), %d frames, SOPInstanceUID %s", len(structures), seg.NumberOfFrames,
-                seg.SOPInstanceUID)
-    return seg
