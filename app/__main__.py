@@ -70,13 +70,17 @@ def main(argv: list[str] | None = None) -> int:
         with record.stage("model_load"):
             spec = find_model(config.models)
             predictor = make_predictor(spec, backend=config.backend, device=config.device)
+            brain = None
+            if spec.preprocessing.brain_mask_model:
+                brain_spec = find_model(config.models, spec.preprocessing.brain_mask_model, beside=spec.root)
+                brain = (brain_spec, make_predictor(brain_spec, backend=config.backend, device=config.device))
         rules = load_rules(config.rules)
         created_output = not config.output.exists()
         config.output.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".gtv-partial-", dir=config.output))
         log.info("input %s, output %s, model %s %s", config.input, config.output, spec.name, spec.version)
-        GtvContourApp(config=config, spec=spec, predictor=predictor, rules=rules, staging=staging,
-                      record=record).run()
+        GtvContourApp(config=config, spec=spec, predictor=predictor, rules=rules, staging=staging, record=record,
+                      brain=brain).run()
         if record.error is not None:
             raise record.error
         outputs = _publish(staging, config.output)

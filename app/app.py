@@ -1,9 +1,11 @@
 """The MONAI Deploy application graph.
 
-    LoadDicom -> SelectSeries -> SeriesToVolume -> Resample -> Inference -> InverseResample -> Postprocess
-        -> WriteDicomSeg ----\
-        -> WriteRTStruct -----> WriteReport
-        ------------------------/
+    LoadDicom -> SelectSeries -> SeriesToVolume [-> BrainExtraction] -> Resample -> Inference -> InverseResample
+        -> Postprocess -> WriteDicomSeg ----\
+                       -> WriteRTStruct -----> WriteReport
+                       ------------------------/
+
+BrainExtraction is in the graph when the GTV model's metadata names a brain-extraction model.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from holoscan.conditions import CountCondition
 from monai.deploy.core import Application
 
 from app.config import AppConfig
+from operators.brain_extraction_operator import BrainExtractionOperator
 from operators.core.model_spec import ModelSpec
 from operators.core.predictor import Predictor
 from operators.core.record import RunRecord
@@ -39,6 +42,7 @@ class GtvContourApp(Application):
         config: resolved configuration.
         spec: the verified model bundle.
         predictor: the inference back end (loaded once, before the graph starts).
+        brain: ``(spec, predictor)`` of the brain-extraction model, when the GTV model uses one.
         rules: series selection rules.
         staging: folder the writers write into (moved into the output folder by the caller on success).
         record: this run's record (timings, decisions, warnings, the fatal error if any).
@@ -49,8 +53,8 @@ class GtvContourApp(Application):
     version = "0.1.0"
 
     def __init__(self, *, config: AppConfig, spec: ModelSpec, predictor: Predictor, rules: dict, staging: Path,
-                 record: RunRecord) -> None:
-        self.config, self.spec, self.predictor, self.rules = config, spec, predictor, rules
+                 record: RunRecord, brain: tuple[ModelSpec, Predictor] | None = None) -> None:
+        self.config, self.spec, self.predictor, self.rules, self.brain = config, spec, predictor, rules, brain
         self.staging, self.record = staging, record
         super().__init__([__file__])
 
@@ -73,7 +77,13 @@ class GtvContourApp(Application):
 
         self.add_flow(load, select, {(load.OUT_STUDY, select.IN_STUDY)})
         self.add_flow(select, to_volume, {(select.OUT_SELECTION, to_volume.IN_SELECTION)})
-        self.add_flow(to_volume, resample, {(to_volume.OUT_VOLUMES, resample.IN_VOLUMES)})
+        if self.brain is not None:
+            brain = BrainExtractionOperator(self, name="brain_extraction", model=self.brain[0],
+                                            predictor=self.brain[1], record=r)
+            self.add_flow(to_volume, brain, {(to_volume.OUT_VOLUMES, brain.IN_VOLUMES)})
+            self.add_flow(brain, resample, {(brain.OUT_VOLUMES, resample.IN_VOLUMES)})
+        else:
+            self.add_flow(to_volume, resample, {(to_volume.OUT_VOLUMES, resample.IN_VOLUMES)})
         self.add_flow(resample, infer, {(resample.OUT_MODEL_INPUT, infer.IN_MODEL_INPUT)})
         self.add_flow(infer, inverse, {(infer.OUT_PREDICTION, inverse.IN_PREDICTION)})
         self.add_flow(inverse, post, {(inverse.OUT_PREDICTION, post.IN_PREDICTION)})

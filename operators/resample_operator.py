@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from monai.deploy.core import Fragment, OperatorSpec
 
 from operators.base import GtvOperator
@@ -29,7 +31,8 @@ class ResampleOperator(GtvOperator):
         case: ChannelVolumes = op_input.receive(self.IN_VOLUMES)
         with self.record.stage("resample"):
             aligned = align_to_reference(case.volumes, case.channels)
-            image, grid = to_model_input(aligned, self.pre, names=case.channels)
+            image, grid = to_model_input(aligned, self.pre, names=case.channels, brain_mask=case.brain_mask)
         self.record.decisions["model_grid"] = grid.describe()
-        aligned_case = ChannelVolumes(case.channels, tuple(aligned), case.reference_headers, case.selections)
-        op_output.emit(ModelInput(image=image, grid=grid, case=aligned_case), self.OUT_MODEL_INPUT)
+        aligned_case = dataclasses.replace(case, volumes=tuple(aligned))
+        op_output.emit(ModelInput(image=image, grid=grid, case=aligned_case, brain_mask=case.brain_mask),
+                       self.OUT_MODEL_INPUT)

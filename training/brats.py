@@ -94,10 +94,25 @@ def read_tumour_core(case: BratsCase) -> Volume:
     return seg.with_array(np.isin(seg.array, TUMOUR_CORE_LABELS))
 
 
+def skull_stripped_brain_mask(channels: Sequence[Volume]) -> Volume:
+    """The brain mask of skull-stripped data (BraTS): voxels where any channel is non-zero, on the first's grid."""
+    ref = channels[0]
+    mask = np.zeros(ref.grid.shape, dtype=bool)
+    for vol in channels:
+        on_ref = vol if vol.grid.same_as(ref.grid) else resample(vol, ref.grid)
+        mask |= on_ref.array != 0
+    return ref.with_array(mask)
+
+
 def prepare_case(case: BratsCase, pre: Preprocessing, *, margin: int = 4) -> PreparedCase:
-    """Bring a case onto the model grid and crop it to the non-zero (head) region plus ``margin`` voxels."""
+    """Bring a case onto the model grid and crop it to the non-zero (head) region plus ``margin`` voxels.
+
+    When the model normalises inside a brain mask, BraTS's own skull stripping provides it
+    (:func:`skull_stripped_brain_mask`); in the clinic the app's brain-extraction model does.
+    """
     channels = [read_volume(p) for p in case.channel_paths]
-    image, grid = to_model_input(channels, pre)
+    brain = skull_stripped_brain_mask(channels) if pre.normalisation.region == "mask" else None
+    image, grid = to_model_input(channels, pre, brain_mask=brain)
     label = None
     if case.seg_path is not None:
         core = read_tumour_core(case)

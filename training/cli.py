@@ -71,8 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _load(args, overrides=None, path=None, **fields):
     from training.config import load_config
 
-    return load_config(path or args.config, overrides if overrides is not None else args.set,
-                       out_dir=getattr(args, "out", None), **fields)
+    fields.setdefault("out_dir", getattr(args, "out", None))
+    return load_config(path or args.config, overrides if overrides is not None else args.set, **fields)
 
 
 def _experiment(args) -> int:

@@ -8,11 +8,14 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from operators.core.errors import ConfigError
+
+if TYPE_CHECKING:
+    from operators.core.model_spec import Preprocessing
 
 TASKS = ("gtv", "hippocampus", "brain")
 
@@ -152,7 +155,6 @@ def _build(cls: type, d: dict, where: str) -> Any:
         raise ConfigError(f"{where}: unknown key(s) {unknown}; allowed: {sorted(fields)}")
     kwargs = {}
     for name, value in d.items():
-        f = fields[name]
         sub = _NESTED.get((cls, name))
         if sub is not None:
             kwargs[name] = _build(sub, value or {}, f"{where}.{name}")
@@ -206,10 +208,10 @@ def load_config(path: str | Path, overrides: list[str] | None = None, **fields: 
     return _build(TrainConfig, d, str(path))
 
 
-def preprocessing_spec(pre: PreprocessingConfig) -> "Preprocessing":
+def preprocessing_spec(pre: PreprocessingConfig) -> Preprocessing:
     """The app-side :class:`~operators.core.model_spec.Preprocessing` these settings describe."""
     from operators.core.intensity import Normalisation
-    from operators.core.model_spec import Preprocessing
+    from operators.core.model_spec import Preprocessing  # noqa: F811 - imported here to keep config import-light
 
     return Preprocessing(
         channels=tuple(pre.channels),

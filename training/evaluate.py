@@ -20,7 +20,7 @@ from operators.core.contour import contour
 from operators.core.geometry import volume_to_sitk
 from operators.core.model_spec import find_model
 from operators.core.predictor import make_predictor
-from training.brats import find_cases, read_tumour_core, read_volume
+from training.brats import find_cases, read_tumour_core, read_volume, skull_stripped_brain_mask
 from training.metrics import segmentation_metrics, summarise
 
 logger = logging.getLogger(__name__)
@@ -38,7 +38,9 @@ def evaluate(model_dir: str | Path, data_dir: str | Path, out_dir: str | Path, *
     for case in tqdm(cases, desc="evaluate", disable=not progress):
         t0 = time.perf_counter()
         channels = [read_volume(p) for p in case.channel_paths]
-        mask = contour(channels, spec, predictor)[0].mask
+        # BraTS-layout data is skull-stripped: its brain mask is its non-zero region (the app uses a brain model).
+        brain = skull_stripped_brain_mask(channels) if spec.preprocessing.brain_mask_model else None
+        mask = contour(channels, spec, predictor, brain_mask=brain)[0].mask
         image = volume_to_sitk(mask.with_array(mask.array.astype(np.uint8)))
         sitk.WriteImage(image, str(out / f"{case.case_id}.nii.gz"), useCompression=True)
         entry = {"seconds": round(time.perf_counter() - t0, 2)}

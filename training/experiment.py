@@ -140,7 +140,8 @@ def write_report(result: dict, out_root: Path, *, pretrain: dict | None, command
         "",
         "## Per case",
         "",
-        "| case | DSC fine-tuned | DSC scratch | HD95 fine-tuned | HD95 scratch | ASD fine-tuned | ASD scratch | GTV cm3 |",
+        "| case | DSC fine-tuned | DSC scratch | HD95 fine-tuned | HD95 scratch | ASD fine-tuned | ASD scratch "
+        "| GTV cm3 |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for cid in result["validation_cases"]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 
 import numpy as np
 import torch
@@ -50,7 +51,8 @@ def gtv_datasets(config: TrainConfig, *, rank: int = 0, world: int = 1) -> tuple
         cases = find_cases(config.data.root, pre.channels, case_ids=split[part])
         prepared[part] = [
             load_prepared(c, pre, config.data.cache_dir)
-            for c in tqdm(cases, desc=f"preparing {part} cases", leave=False, disable=rank != 0)
+            for c in tqdm(cases, desc=f"preparing {part} cases", leave=False,
+                          disable=rank != 0 or not sys.stderr.isatty())
         ]
     logger.info("GTV data: %d training, %d validation cases", len(prepared["train"]), len(prepared["validation"]))
     base = CaseDataset(prepared["train"], samples=max(config.data.samples_per_epoch // world, 1), seed=config.seed,

@@ -14,6 +14,7 @@ import json
 import logging
 import math
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -209,7 +210,8 @@ def train(config: TrainConfig, *, resume: bool = True, progress: bool = True) ->
         logger.info("resuming %s at epoch %d", out, start_epoch + 1)
     model = net
     if world > 1:
-        model = torch.nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
+        ids = [device.index] if device.type == "cuda" else None
+        model = torch.nn.parallel.DistributedDataParallel(net, device_ids=ids)
 
     pre = preprocessing_spec(config.preprocessing)
     base, val_cases = _datasets(config, rank, world)
@@ -224,8 +226,10 @@ def train(config: TrainConfig, *, resume: bool = True, progress: bool = True) ->
         loader = DataLoader(data, batch_size=config.optim.batch_size, shuffle=False,
                             num_workers=config.optim.num_workers, drop_last=True)
         losses = []
+        # In a terminal a live bar; in a log file (CI, nohup) no carriage-return spam: the per-epoch INFO line is
+        # the progress record there.
         bar = tqdm(loader, desc=f"{config.name} epoch {epoch + 1}/{config.optim.epochs}", leave=False,
-                   disable=not progress or rank != 0)
+                   disable=not progress or rank != 0 or not sys.stderr.isatty())
         for batch in bar:
             x, y = batch["image"].to(device), batch["label"].to(device)
             with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp):

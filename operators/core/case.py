@@ -20,12 +20,14 @@ class ChannelVolumes:
         volumes: one volume per channel (on the reference grid once resampled; each on its own before).
         reference_headers: headers of the reference series in slice order (``volumes[0].array[k]`` <-> ``[k]``).
         selections: why each series was chosen.
+        brain_mask: ``(Z, Y, X)`` bool on the reference grid once brain extraction has run, else None.
     """
 
     channels: tuple[str, ...]
     volumes: tuple[Volume, ...] = field(repr=False)
     reference_headers: tuple[Dataset, ...] = field(repr=False)
     selections: tuple[SelectedSeries, ...] = field(repr=False)
+    brain_mask: Volume | None = field(default=None, repr=False)
 
     @property
     def reference(self) -> Volume:

@@ -79,5 +79,6 @@ def structure(key: str) -> Structure:
         return STRUCTURES[key]
     except KeyError:
         raise ModelSpecError(
-            f"label name {key!r} is not in the structure registry (operators/core/labels.py); known: {sorted(STRUCTURES)}"
+            f"label name {key!r} is not in the structure registry (operators/core/labels.py); "
+            f"known: {sorted(STRUCTURES)}"
         ) from None

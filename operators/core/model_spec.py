@@ -113,14 +113,19 @@ def parse_metadata(meta: dict, *, root: Path) -> ModelSpec:
     post = meta.get("postprocessing", {})
     channels = tuple(_require(pre, "channels", "preprocessing.", source))
     if not channels or not all(isinstance(c, str) and c for c in channels):
-        raise ModelSpecError(f"model metadata {source}: preprocessing.channels must be non-empty names, found {channels}")
+        raise ModelSpecError(
+            f"model metadata {source}: preprocessing.channels must be non-empty names, found {channels}"
+        )
     spacing = tuple(float(v) for v in _require(pre, "spacing_mm", "preprocessing.", source))
     if len(spacing) != 3 or min(spacing) <= 0:
-        raise ModelSpecError(f"model metadata {source}: preprocessing.spacing_mm must be 3 positive values, found {spacing}")
+        raise ModelSpecError(
+            f"model metadata {source}: preprocessing.spacing_mm must be 3 positive values, found {spacing}"
+        )
     orientation = _require(pre, "orientation", "preprocessing.", source)
     if orientation not in ORIENTATION_CODES:
         raise ModelSpecError(
-            f"model metadata {source}: preprocessing.orientation must be one of {ORIENTATION_CODES}, found {orientation!r}"
+            f"model metadata {source}: preprocessing.orientation must be one of {ORIENTATION_CODES}, "
+            f"found {orientation!r}"
         )
     patch = tuple(int(v) for v in _require(pre, "patch_size", "preprocessing.", source))
     if len(patch) != 3 or min(patch) < 8:
@@ -185,12 +190,12 @@ def load_model_spec(root: Path | str) -> ModelSpec:
     return spec
 
 
-def find_model(models_root: Path | str, name: str | None = None) -> ModelSpec:
+def find_model(models_root: Path | str, name: str | None = None, *, beside: Path | None = None) -> ModelSpec:
     """Find a bundle in a models folder as MONAI Deploy lays it out.
 
     ``models_root`` is either a bundle itself (holds ``configs/metadata.json``) or a folder of bundles
-    (``models_root/<name>/configs/metadata.json``). With ``name``, the bundle of that folder name; without, the
-    only bundle whose labels include ``"GTV"``.
+    (``models_root/<name>/configs/metadata.json``). With ``name``, the bundle of that folder name (looked for in
+    ``models_root``, then beside the bundle ``beside``); without, the only bundle whose labels include ``"GTV"``.
     """
     models_root = Path(models_root)
     if (models_root / METADATA_PATH).is_file() and name is None:
@@ -198,7 +203,12 @@ def find_model(models_root: Path | str, name: str | None = None) -> ModelSpec:
     if not models_root.is_dir():
         raise ModelSpecError(f"model folder {models_root} does not exist or is not a folder")
     if name is not None:
-        return load_model_spec(models_root / name)
+        candidates = [models_root / name] + ([Path(beside).parent / name] if beside is not None else [])
+        for candidate in candidates:
+            if (candidate / METADATA_PATH).is_file():
+                return load_model_spec(candidate)
+        raise ModelSpecError(f"model {name!r} named in the GTV model's metadata (preprocessing.brain_mask_model) "
+                             f"not found in {' or '.join(str(c) for c in candidates)}")
     bundles = sorted(p for p in models_root.iterdir() if (p / METADATA_PATH).is_file())
     gtv = [p for p in bundles if "GTV" in json.loads((p / METADATA_PATH).read_text()).get("labels", [])]
     if len(gtv) != 1:

@@ -19,11 +19,11 @@ import numpy as np
 import pydicom
 import pytest
 import SimpleITK as sitk
-
 from model_fixtures import write_known_function_bundle
+from rt_readback import rasterize_rtstruct
+
 from operators.core.dicom_io import scan_folder
 from operators.core.series_volume import series_to_volume
-from rt_readback import rasterize_rtstruct
 
 pytestmark = pytest.mark.integration
 

@@ -6,10 +6,10 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from model_fixtures import write_known_function_bundle
-from operators.core.model_spec import MODEL_PATH
 from test_app_end_to_end import run_app
+
+from operators.core.model_spec import MODEL_PATH
 
 pytestmark = pytest.mark.integration
 
@@ -54,7 +54,8 @@ def test_missing_flair_lists_what_the_study_holds(tmp_path, shared_data, known_m
     for name in ("T1post", "T2reg", "MaskTumor"):
         shutil.copytree(src / name, tmp_path / "in" / name)
     proc = run_app(tmp_path / "in", tmp_path / "out", known_model)
-    assert_clean_failure(proc, tmp_path / "out", code=3, pattern=r"SeriesSelectionError: .*FLAIR(?=.*T2_reg)(?=.*Mask_Tumor)(?=.*T1post)")
+    assert_clean_failure(proc, tmp_path / "out", code=3,
+                         pattern=r"SeriesSelectionError: .*FLAIR(?=.*T2_reg)(?=.*Mask_Tumor)(?=.*T1post)")
 
 
 def test_tampered_model_is_refused_before_loading(tmp_path, shared_data, known_model):

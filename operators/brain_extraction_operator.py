@@ -1,0 +1,42 @@
+"""BrainExtractionOperator: the brain mask of the reference series, with the brain-extraction model."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from monai.deploy.core import Fragment, OperatorSpec
+
+from operators.base import GtvOperator
+from operators.core.brain import extract_brain
+from operators.core.case import ChannelVolumes
+from operators.core.model_spec import ModelSpec
+from operators.core.predictor import Predictor
+from operators.core.record import RunRecord
+
+
+class BrainExtractionOperator(GtvOperator):
+    """Input ``IN_VOLUMES``: :class:`ChannelVolumes`. Output ``OUT_VOLUMES``: the same with ``brain_mask`` set."""
+
+    IN_VOLUMES = "volumes"
+    OUT_VOLUMES = "brain_volumes"
+
+    def __init__(self, fragment: Fragment, *args, model: ModelSpec, predictor: Predictor, record: RunRecord,
+                 **kwargs) -> None:
+        self.model, self.predictor, self.record = model, predictor, record
+        super().__init__(fragment, *args, **kwargs)
+
+    def setup(self, spec: OperatorSpec) -> None:
+        spec.input(self.IN_VOLUMES)
+        spec.output(self.OUT_VOLUMES)
+
+    def run(self, op_input, op_output) -> None:
+        case: ChannelVolumes = op_input.receive(self.IN_VOLUMES)
+        with self.record.stage("brain_extraction"):
+            mask = extract_brain(case.reference, self.model, self.predictor)
+        volume_cm3 = float(mask.array.sum() * mask.grid.voxel_volume_mm3 / 1000)
+        self.record.decisions["brain_volume_cm3"] = round(volume_cm3, 1)
+        self.record.decisions["brain_model"] = self.model.identity()
+        if not 700 <= volume_cm3 <= 2200:
+            self.record.warn(f"brain mask volume {volume_cm3:.0f} cm3 is outside the usual adult range "
+                             "(700-2200 cm3): check the brain extraction and the field of view")
+        op_output.emit(dataclasses.replace(case, brain_mask=mask), self.OUT_VOLUMES)
