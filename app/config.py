@@ -11,12 +11,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from operators.core.errors import ConfigError, InputDataError
+from operators.core.predictor import BACKENDS
 
 APP_DIR = Path(__file__).resolve().parent
 #: The bundled default model folder (a folder of MONAI bundles); in the MAP, HOLOSCAN_MODEL_PATH points elsewhere.
 DEFAULT_MODELS = APP_DIR.parent / "models"
 DEFAULT_RULES = APP_DIR / "series_rules.json"
-BACKENDS = ("torchscript",)
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ class AppConfig:
     output: Path
     models: Path
     rules: Path = DEFAULT_RULES
-    backend: str = "torchscript"
+    backend: str = "auto"
     device: str = "auto"
     log_level: str = "INFO"
 
@@ -49,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-m", "--models", "--model", dest="models",
                    help="model bundle or folder of bundles (HOLOSCAN_MODEL_PATH; default: the bundled model)")
     p.add_argument("--rules", help=f"series selection rules JSON (default {DEFAULT_RULES.name})")
-    p.add_argument("--backend", choices=BACKENDS, help="inference back end (default torchscript)")
+    p.add_argument("--backend", choices=BACKENDS, help="inference back end (default auto: see README)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), help="inference device (default auto)")
     p.add_argument("-l", "--log-level", type=str.upper, choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     return p
@@ -75,7 +75,7 @@ def resolve(args: argparse.Namespace, env: Mapping[str, str]) -> AppConfig:
         output=Path(out),
         models=Path(pick(args.models, "HOLOSCAN_MODEL_PATH", str(DEFAULT_MODELS))),
         rules=Path(pick(args.rules, "GTV_SERIES_RULES", str(DEFAULT_RULES))),
-        backend=pick(args.backend, "GTV_BACKEND", "torchscript"),
+        backend=pick(args.backend, "GTV_BACKEND", "auto"),
         device=pick(args.device, "GTV_DEVICE", "auto"),
         log_level=pick(args.log_level, "GTV_LOG_LEVEL", "INFO"),
     )

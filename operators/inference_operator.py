@@ -28,5 +28,5 @@ class InferenceOperator(GtvOperator):
         model_input: ModelInput = op_input.receive(self.IN_MODEL_INPUT)
         with self.record.stage("inference"):
             probs = self.predictor.predict(model_input.image)
-        self.record.decisions["backend"] = self.predictor.name
+        self.record.decisions["backend"] = {"name": self.predictor.name, "reason": self.predictor.reason}
         op_output.emit(Prediction(probabilities=probs, grid=model_input.grid, source=model_input), self.OUT_PREDICTION)

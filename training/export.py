@@ -17,7 +17,7 @@ import monai
 import numpy as np
 import torch
 
-from operators.core.model_spec import METADATA_PATH, MODEL_PATH, parse_metadata, sha256_of
+from operators.core.model_spec import METADATA_PATH, MODEL_PATH, ONNX_PATH, parse_metadata, sha256_of
 from training.config import TrainConfig, _build
 
 logger = logging.getLogger(__name__)
@@ -32,14 +32,24 @@ def load_run_config(run_dir: Path) -> TrainConfig:
     return _build(TrainConfig, yaml.safe_load((run_dir / "config.yaml").read_text()), str(run_dir / "config.yaml"))
 
 
-def script_network(config: TrainConfig, checkpoint: Path) -> torch.jit.ScriptModule:
-    """TorchScript of the checkpoint's network (scripted, so any input size divisible by 8 works)."""
+def load_network(config: TrainConfig, checkpoint: Path) -> torch.nn.Module:
+    """The checkpoint's network, in eval mode."""
     from training.train import build_network
 
     net = build_network(config.model, in_channels=config.in_channels, out_channels=len(config.labels))
     net.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=False)["model"])
-    net.eval()
-    return torch.jit.script(net)
+    return net.eval()
+
+
+def export_onnx(net: torch.nn.Module, path: Path, *, in_channels: int, patch_size) -> None:
+    """ONNX (opset 17) of the eager network with dynamic batch and spatial axes, for ONNX Runtime and TensorRT.
+
+    Exported from the eager module: exporting the scripted one bakes upsampling shapes into the graph.
+    """
+    dummy = torch.zeros(1, in_channels, *patch_size)
+    axes = {0: "batch", 2: "z", 3: "y", 4: "x"}
+    torch.onnx.export(net, (dummy,), str(path), opset_version=17, input_names=["image"], output_names=["logits"],
+                      dynamic_axes={"image": axes, "logits": axes}, dynamo=False)
 
 
 def build_metadata(config: TrainConfig, *, name: str, version: str, sha256: str, training: dict,
@@ -129,13 +139,16 @@ def export_bundle(run_dir: str | Path, out: str | Path, *, name: str, version: s
     try:
         (tmp / MODEL_PATH).parent.mkdir(parents=True)
         (tmp / METADATA_PATH).parent.mkdir(parents=True)
-        script_network(config, checkpoint).save(str(tmp / MODEL_PATH))
+        net = load_network(config, checkpoint)
+        torch.jit.script(net).save(str(tmp / MODEL_PATH))
         sha = sha256_of(tmp / MODEL_PATH)
+        export_onnx(net, tmp / ONNX_PATH, in_channels=config.in_channels, patch_size=config.preprocessing.patch_size)
         facts = {"run": config.name, "best_epoch": history["best_epoch"],
                  "best_validation_dice_model_grid": round(history["best_val_dice"], 4), "init": config.init,
                  **(training or {})}
         meta = build_metadata(config, name=name, version=version, sha256=sha, training=facts,
                               description=description or f"{config.task} SegResNet trained by the training module")
+        meta["onnx_file"], meta["onnx_sha256"] = str(ONNX_PATH), sha256_of(tmp / ONNX_PATH)
         parse_metadata(meta, root=out)  # the app's own checks, before anything is written in place
         (tmp / METADATA_PATH).write_text(json.dumps(meta, indent=2))
         for fname, src in (docs or {}).items():

@@ -21,6 +21,7 @@ logger = logging.getLogger(__name__)
 
 METADATA_PATH = Path("configs") / "metadata.json"
 MODEL_PATH = Path("models") / "model.ts"
+ONNX_PATH = Path("models") / "model.onnx"  # optional: the same network for ONNX Runtime and TensorRT
 ORIENTATION_CODES = ("LPS", "RAS")
 
 
@@ -94,6 +95,21 @@ class ModelSpec:
     @property
     def model_file(self) -> Path:
         return self.root / MODEL_PATH
+
+    @property
+    def onnx_sha256(self) -> str | None:
+        return self.metadata.get("onnx_sha256")
+
+    def verified_onnx_file(self) -> Path:
+        """``models/model.onnx`` after checking its sha256 against ``onnx_sha256`` in the metadata."""
+        path = self.root / ONNX_PATH
+        if self.onnx_sha256 is None or not path.is_file():
+            raise ModelSpecError(f"model folder {self.root}: no {ONNX_PATH} with an onnx_sha256 in {METADATA_PATH}")
+        actual = sha256_of(path)
+        if actual != self.onnx_sha256:
+            raise ModelSpecError(f"model file {path}: sha256 {actual} does not match onnx_sha256 {self.onnx_sha256} "
+                                 f"in {METADATA_PATH}; refusing to load it")
+        return path
 
     def identity(self) -> dict:
         """Name, version and hash, for reports and DICOM headers."""

@@ -1,13 +1,26 @@
 """Inference back ends behind one small interface.
 
 A :class:`Predictor` turns a normalised ``(C, Z, Y, X)`` float32 array on the model grid into ``(L, Z, Y, X)``
-float32 probabilities, one channel per label. The sliding window, the back end (TorchScript now; TensorRT and
-others plug in here) and the device are hidden behind it. Back-end libraries are imported lazily.
+float32 probabilities, one channel per label. The sliding window (the training patch size: the network's
+GroupNorm statistics depend on the window, so inference windows equal training patches), the back end and the
+device are hidden behind it. Back-end libraries are imported lazily.
+
+Back ends:
+
+* ``torchscript``: ``models/model.ts`` on CPU, or CUDA with fp16 autocast.
+* ``onnxruntime``: ``models/model.onnx`` with ONNX Runtime's CPU provider.
+* ``tensorrt``: an fp16 engine built from ``models/model.onnx`` by the TensorRT builder, once per model hash, GPU,
+  TensorRT version, precision and window shape, and cached on disk (see :class:`TensorRTPredictor`).
+* ``auto``: TensorRT where it and a GPU exist, else TorchScript on CUDA, else the CPU back end named by
+  :data:`CPU_PREFERENCE` (chosen by the benchmark on the reference CPU; see README).
 """
 
 from __future__ import annotations
 
 import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -17,63 +30,198 @@ from operators.core.model_spec import ModelSpec
 
 logger = logging.getLogger(__name__)
 
+BACKENDS = ("auto", "torchscript", "onnxruntime", "tensorrt")
+#: CPU back end that ``auto`` picks (measured by ``make bench`` on the 2-core reference CPU).
+CPU_PREFERENCE = "torchscript"
+
 
 class Predictor(Protocol):
     """Array in, probabilities out."""
 
     name: str
+    reason: str
 
     def predict(self, image: np.ndarray) -> np.ndarray:
         """``(C, Z, Y, X)`` float32 normalised image -> ``(L, Z, Y, X)`` float32 probabilities in [0, 1]."""
         ...
 
 
-class TorchScriptPredictor:
-    """Sliding-window inference of the bundle's TorchScript network (logits out, sigmoid applied here).
+def sliding_window(image: np.ndarray, spec: ModelSpec, forward: Callable, *, device="cpu", sw_batch_size: int = 2):
+    """Gaussian-weighted sliding-window logits over the training patch size, then sigmoid.
 
     Args:
-        spec: verified model spec (its hash was checked when it was loaded).
-        device: ``"cpu"``, ``"cuda"`` or ``"auto"`` (CUDA when available).
-        sw_batch_size: windows per forward pass.
-    """
+        forward: ``(N, C, *patch) torch tensor -> (N, L, *patch) logits``.
 
-    def __init__(self, spec: ModelSpec, *, device: str = "auto", sw_batch_size: int = 2) -> None:
+    Returns:
+        ``(L, Z, Y, X)`` float32 probabilities (numpy).
+    """
+    import torch
+    from monai.inferers import sliding_window_inference
+
+    pre = spec.preprocessing
+    x = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None].to(device)
+    with torch.inference_mode():
+        logits = sliding_window_inference(
+            x, roi_size=pre.patch_size, sw_batch_size=sw_batch_size, predictor=forward, overlap=pre.overlap,
+            mode="gaussian", padding_mode="constant", cval=float(pre.normalisation.outside),
+        )  # fmt: skip
+        probs = torch.sigmoid(logits.float())[0]
+    return probs.cpu().numpy()
+
+
+class TorchScriptPredictor:
+    """``models/model.ts`` (its hash was checked when the spec was loaded); fp16 autocast on CUDA."""
+
+    def __init__(self, spec: ModelSpec, *, device: str = "auto", reason: str = "requested") -> None:
         import torch
 
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         self.device = torch.device(device)
-        self.name = f"torchscript-{self.device.type}"
+        self.name = f"torchscript-{self.device.type}" + ("-fp16" if self.device.type == "cuda" else "")
+        self.reason = reason
         self.spec = spec
-        self.sw_batch_size = sw_batch_size
         try:
             self.module = torch.jit.load(str(spec.model_file), map_location=self.device).eval()
         except RuntimeError as e:
             raise ModelSpecError(f"model file {spec.model_file} is not a loadable TorchScript module: {e}") from e
 
-    def predict(self, image: np.ndarray) -> np.ndarray:
+    def _forward(self, x):
         import torch
-        from monai.inferers import sliding_window_inference
 
-        pre = self.spec.preprocessing
-        x = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None].to(self.device)
-        with torch.inference_mode():
-            logits = sliding_window_inference(
-                x,
-                roi_size=pre.patch_size,
-                sw_batch_size=self.sw_batch_size,
-                predictor=self.module,
-                overlap=pre.overlap,
-                mode="gaussian",
-                padding_mode="constant",
-                cval=float(pre.normalisation.outside),
-            )
-            probs = torch.sigmoid(logits.float())[0]
-        return probs.cpu().numpy()
+        with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.device.type == "cuda"):
+            return self.module(x)
+
+    def predict(self, image: np.ndarray) -> np.ndarray:
+        return sliding_window(image, self.spec, self._forward, device=self.device)
 
 
-def make_predictor(spec: ModelSpec, *, backend: str = "torchscript", device: str = "auto") -> Predictor:
-    """The predictor for a back-end name."""
+class OnnxRuntimePredictor:
+    """``models/model.onnx`` (hash checked here, before loading) with ONNX Runtime's CPU provider."""
+
+    def __init__(self, spec: ModelSpec, *, threads: int | None = None, reason: str = "requested") -> None:
+        import onnxruntime as ort
+
+        path = spec.verified_onnx_file()
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or (os.cpu_count() or 1)
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.spec, self.name, self.reason = spec, "onnxruntime-cpu", reason
+
+    def _forward(self, x):
+        import torch
+
+        return torch.from_numpy(self.session.run(None, {"image": x.numpy()})[0])
+
+    def predict(self, image: np.ndarray) -> np.ndarray:
+        return sliding_window(image, self.spec, self._forward)
+
+
+class TensorRTPredictor:
+    """An fp16 TensorRT engine built from ``models/model.onnx``, cached per model, GPU, TensorRT version, precision
+    and window shape under ``cache_dir``; later runs deserialise it (seconds) instead of building (minutes).
+
+    Uses TensorRT's documented Python API (TensorRT 10: ``Builder``, ``OnnxParser``, optimization profile,
+    ``build_serialized_network``, ``Runtime.deserialize_cuda_engine``, ``set_input_shape``/``set_tensor_address``/
+    ``execute_async_v3``). Input and output buffers are torch CUDA tensors.
+    """
+
+    def __init__(self, spec: ModelSpec, *, cache_dir: Path, sw_batch_size: int = 2, precision: str = "fp16",
+                 reason: str = "requested") -> None:
+        import tensorrt as trt
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ModelSpecError("TensorRT back end needs a CUDA GPU; none is available")
+        self.spec, self.reason, self.sw_batch_size = spec, reason, sw_batch_size
+        self.name = f"tensorrt-{precision}"
+        self.logger = trt.Logger(trt.Logger.WARNING)
+        shape = (sw_batch_size, len(spec.preprocessing.channels), *spec.preprocessing.patch_size)
+        gpu = torch.cuda.get_device_name().replace(" ", "_")
+        key = f"{spec.sha256[:16]}-{gpu}-trt{trt.__version__}-{precision}-{'x'.join(map(str, shape))}.engine"
+        cache_dir = Path(cache_dir)
+        engine_file = cache_dir / key
+        if engine_file.is_file():
+            logger.info("TensorRT engine from cache %s", engine_file)
+            blob = engine_file.read_bytes()
+        else:
+            logger.info("building TensorRT %s engine for %s (once per GPU/TensorRT version)", precision, shape)
+            blob = self._build(trt, spec.verified_onnx_file(), shape, precision)
+            cache_dir.mkdir(parents=True, exist_ok=True)
+            tmp = engine_file.with_suffix(".tmp")
+            tmp.write_bytes(blob)
+            tmp.replace(engine_file)
+        self.engine = trt.Runtime(self.logger).deserialize_cuda_engine(blob)
+        self.context = self.engine.create_execution_context()
+        self.shape = shape
+
+    def _build(self, trt, onnx_file: Path, shape: tuple, precision: str) -> bytes:
+        builder = trt.Builder(self.logger)
+        network = builder.create_network(0)
+        parser = trt.OnnxParser(network, self.logger)
+        if not parser.parse(onnx_file.read_bytes()):
+            errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
+            raise ModelSpecError(f"TensorRT cannot parse {onnx_file}: {errors}")
+        config = builder.create_builder_config()
+        if precision == "fp16":
+            config.set_flag(trt.BuilderFlag.FP16)
+        profile = builder.create_optimization_profile()
+        single = (1, *shape[1:])
+        profile.set_shape("image", single, shape, shape)
+        config.add_optimization_profile(profile)
+        blob = builder.build_serialized_network(network, config)
+        if blob is None:
+            raise ModelSpecError(f"TensorRT failed to build an engine from {onnx_file}")
+        return bytes(blob)
+
+    def _forward(self, x):
+        import torch
+
+        x = x.contiguous().float()
+        out = torch.empty((x.shape[0], len(self.spec.labels), *x.shape[2:]), device=x.device, dtype=torch.float32)
+        self.context.set_input_shape("image", tuple(x.shape))
+        self.context.set_tensor_address("image", x.data_ptr())
+        self.context.set_tensor_address("logits", out.data_ptr())
+        stream = torch.cuda.current_stream()
+        if not self.context.execute_async_v3(stream.cuda_stream):
+            raise RuntimeError("TensorRT execution failed")
+        return out
+
+    def predict(self, image: np.ndarray) -> np.ndarray:
+        return sliding_window(image, self.spec, self._forward, device="cuda", sw_batch_size=self.sw_batch_size)
+
+
+def _importable(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+def make_predictor(spec: ModelSpec, *, backend: str = "auto", device: str = "auto",
+                   cache_dir: Path | None = None) -> Predictor:
+    """The predictor for a back-end name; ``auto`` picks as the module docstring says and records why."""
+    if backend not in BACKENDS:
+        raise ModelSpecError(f"inference back end {backend!r} is not one of {BACKENDS}")
+    cuda = False
+    if device in ("auto", "cuda"):
+        import torch
+
+        cuda = torch.cuda.is_available()
+        if device == "cuda" and not cuda:
+            raise ModelSpecError("device 'cuda' was requested but no CUDA GPU is available")
+    cache_dir = Path(cache_dir or os.environ.get("GTV_ENGINE_CACHE", Path.home() / ".cache" / "gtv-engines"))
+    if backend == "auto":
+        if cuda and _importable("tensorrt") and spec.onnx_sha256:
+            return TensorRTPredictor(spec, cache_dir=cache_dir, reason="auto: CUDA GPU and TensorRT available")
+        if cuda:
+            why = "auto: CUDA GPU available, TensorRT " + ("has no ONNX model" if _importable("tensorrt")
+                                                             else "not installed")
+            return TorchScriptPredictor(spec, device="cuda", reason=why)
+        if CPU_PREFERENCE == "onnxruntime" and spec.onnx_sha256 and _importable("onnxruntime"):
+            return OnnxRuntimePredictor(spec, reason="auto: no GPU; ONNX Runtime measured fastest on CPU")
+        return TorchScriptPredictor(spec, device="cpu", reason="auto: no GPU; TorchScript measured fastest on CPU")
     if backend == "torchscript":
         return TorchScriptPredictor(spec, device=device)
-    raise ModelSpecError(f"inference back end {backend!r} is not available; choose from ['torchscript']")
+    if backend == "onnxruntime":
+        return OnnxRuntimePredictor(spec)
+    return TensorRTPredictor(spec, cache_dir=cache_dir)

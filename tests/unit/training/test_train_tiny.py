@@ -86,3 +86,34 @@ def test_export_round_trip_gives_identical_outputs(tiny, tmp_path):
     probs = TorchScriptPredictor(spec, device="cpu").predict(np.random.default_rng(0).normal(size=(2, 20, 30, 25))
                                                              .astype(np.float32))
     assert probs.shape == (1, 20, 30, 25) and probs.min() >= 0 and probs.max() <= 1
+
+
+def test_onnxruntime_back_end_matches_torchscript_on_a_real_case(tiny, tmp_path, shared_data):
+    """Every CPU back end against TorchScript fp32 on a real BraTS case: probabilities and masks."""
+    from operators.core.predictor import OnnxRuntimePredictor
+    from operators.core.preprocess import to_model_input
+    from training.brats import find_cases, read_volume, skull_stripped_brain_mask
+
+    run = train(tiny("a", "optim.epochs=1"), progress=False)
+    spec = load_model_spec(export_bundle(run.out_dir, tmp_path / "bundle", name="tiny", version="0.0.1"))
+    case = find_cases(shared_data / "brats2018", spec.preprocessing.channels, case_ids=VAL)[0]
+    channels = [read_volume(p) for p in case.channel_paths]
+    image, _ = to_model_input(channels, spec.preprocessing, brain_mask=skull_stripped_brain_mask(channels))
+    ref = TorchScriptPredictor(spec, device="cpu").predict(image)
+    ort = OnnxRuntimePredictor(spec, threads=1).predict(image)
+    assert np.abs(ort - ref).max() < 1e-4
+    a, b = ref > 0.5, ort > 0.5
+    assert a.sum() + b.sum() == 0 or 2 * (a & b).sum() / (a.sum() + b.sum()) >= 0.99
+
+
+def test_tampered_onnx_is_refused(tiny, tmp_path):
+    from operators.core.errors import ModelSpecError
+    from operators.core.model_spec import ONNX_PATH
+    from operators.core.predictor import OnnxRuntimePredictor
+
+    run = train(tiny("a", "optim.epochs=1"), progress=False)
+    spec = load_model_spec(export_bundle(run.out_dir, tmp_path / "bundle", name="tiny", version="0.0.1"))
+    with open(spec.root / ONNX_PATH, "ab") as f:
+        f.write(b"\0")
+    with pytest.raises(ModelSpecError, match=r"model\.onnx: sha256 .* does not match onnx_sha256"):
+        OnnxRuntimePredictor(spec)
