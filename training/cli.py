@@ -64,6 +64,11 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--out", required=True)
     v.add_argument("--cases", nargs="*", help="only these case IDs")
     v.add_argument("--device", default="auto")
+    d = sub.add_parser("evaluate-dicom", help="the app's GTV on DICOM studies against their MaskTumor series")
+    d.add_argument("--models", required=True, help="folder of bundles (GTV and brain extraction)")
+    d.add_argument("--data", required=True, help="e.g. ../shared/data/tcia-brain-tumor-progression")
+    d.add_argument("--out", required=True)
+    d.add_argument("--device", default="auto")
     p.add_argument("-l", "--log-level", default="INFO", type=str.upper)
     return p
 
@@ -145,6 +150,13 @@ def main(argv: list[str] | None = None) -> int:
             from training.export import export_bundle
 
             export_bundle(args.run, args.out, name=args.name, version=args.version)
+        elif args.command == "evaluate-dicom":
+            from training.dicom_eval import evaluate_dicom
+
+            s = evaluate_dicom(args.models, args.data, args.out, device=args.device)["summary"]
+            logger.info("mean Dice vs MaskTumor %.4f; MaskTumor inside the brain mask %.4f; predicted outside the "
+                        "brain %.2f cm3", s["dsc"]["mean"], s["reference_in_brain_fraction"]["mean"],
+                        s["outside_brain_predicted_cm3"]["mean"])
         elif args.command == "evaluate":
             from training.evaluate import evaluate
 

@@ -1,0 +1,212 @@
+"""Benchmark: the app's stages on a real study, wall time and peak memory each, printed as JSON.
+
+    python tools/bench.py [--study DIR] [--models DIR] [--backend auto|torchscript|onnxruntime|tensorrt]
+                          [--device auto|cpu|cuda] [--repeat N] [--out bench.json]
+
+In the same run: the whole app as a process (``python -m app``, process start to outputs written), and the MONAI
+Deploy SDK's stock operators on the stages they cover (``DICOMSeriesToVolumeOperator`` on the same T1c series,
+``DICOMSegmentationWriterOperator`` on the same mask), with the ratio of their time to ours.
+Speed is measured here, never in tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import psutil
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+DEFAULT_STUDY = REPO / ".." / "shared" / "data" / "tcia-brain-tumor-progression" / "PGBM-001" / "1992-04-02"
+
+
+class PeakRSS:
+    """Samples this process's resident memory every 5 ms while a stage runs."""
+
+    def __init__(self) -> None:
+        self.proc = psutil.Process()
+        self.peak = 0
+        self._stop = threading.Event()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self.proc.memory_info().rss)
+            self._stop.wait(0.005)
+
+    @contextmanager
+    def measure(self):
+        self.peak = self.proc.memory_info().rss
+        self._stop.clear()
+        t = threading.Thread(target=self._run, daemon=True)
+        t.start()
+        try:
+            yield
+        finally:
+            self._stop.set()
+            t.join()
+
+
+def timed(results: dict, name: str, fn, repeat: int):
+    """Run ``fn`` ``repeat`` times; record median wall time and peak RSS; return the last result."""
+    rss = PeakRSS()
+    times, out = [], None
+    with rss.measure():
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            out = fn()
+            times.append(time.perf_counter() - t0)
+    results[name] = {"seconds": round(statistics.median(times), 4), "peak_rss_mb": round(rss.peak / 2**20, 1)}
+    return out
+
+
+def ours(study: Path, models: Path, backend: str, device: str, repeat: int) -> tuple[dict, dict]:
+    from app.config import DEFAULT_RULES
+    from operators.core.brain import extract_brain
+    from operators.core.dicom_io import choose_study, scan_folder
+    from operators.core.labels import structure
+    from operators.core.model_spec import find_model
+    from operators.core.postprocess import postprocess
+    from operators.core.predictor import make_predictor
+    from operators.core.preprocess import align_to_reference, to_model_input, to_reference
+    from operators.core.rtstruct import build_rtstruct
+    from operators.core.seg import build_seg
+    from operators.core.selection import load_rules, select_series
+    from operators.core.series_volume import series_to_volume
+
+    r: dict = {}
+    spec = timed(r, "model_load", lambda: find_model(models), 1)
+    predictor = timed(r, "predictor_init", lambda: make_predictor(spec, backend=backend, device=device), 1)
+    brain = None
+    if spec.preprocessing.brain_mask_model:
+        bspec = find_model(models, spec.preprocessing.brain_mask_model, beside=spec.root)
+        brain = (bspec, make_predictor(bspec, backend=backend, device=device))
+    rules = load_rules(DEFAULT_RULES)
+    channels = spec.preprocessing.channels
+    st = timed(r, "load", lambda: choose_study(scan_folder(study), channels=channels, rules=rules), repeat)
+    sel = timed(r, "select", lambda: select_series(st, channels, rules), repeat)
+    built = timed(r, "to_volume", lambda: [series_to_volume(s.series) for s in sel], repeat)
+    vols = [v for v, _ in built]
+    headers = built[0][1]
+    mask = None
+    if brain is not None:
+        mask = timed(r, "brain_extraction", lambda: extract_brain(vols[0], *brain), repeat)
+
+    def resample():
+        aligned = align_to_reference(vols, channels)
+        return aligned, to_model_input(aligned, spec.preprocessing, names=channels, brain_mask=mask)
+
+    aligned, (image, grid) = timed(r, "resample", resample, repeat)
+    predictor.predict(image)  # warm-up (TorchScript profiling runs, engine/kernels); reported separately
+    probs = timed(r, "inference", lambda: predictor.predict(image), repeat)
+    ref_probs = timed(r, "inverse", lambda: to_reference(probs, grid, aligned[0].grid), repeat)
+    within = mask.array if mask is not None else None
+    gtv = timed(r, "postprocess", lambda: postprocess(aligned[0].with_array(ref_probs[0]), spec.postprocessing,
+                                                      within=within), repeat).mask
+    model = spec.identity()
+    timed(r, "seg", lambda: build_seg([gtv], headers, structures=[structure("GTV")], model=model), repeat)
+    timed(r, "rtstruct", lambda: build_rtstruct(gtv, headers, structure=structure("GTV"), model=model), repeat)
+    info = {"backend": predictor.name, "backend_reason": predictor.reason, "model_grid": list(grid.shape),
+            "reference_grid": list(aligned[0].grid.shape), "gtv_voxels": int(gtv.array.sum()),
+            "t1c_series": sel[0].series.series_instance_uid}
+    return r, {"info": info, "mask": gtv.array, "t1c_series": sel[0].series}
+
+
+def stock(study: Path, mask, repeat: int) -> dict:
+    """The SDK's own operators on the stages they cover, on the same series and mask."""
+    import numpy as np
+    from monai.deploy.core import Fragment
+    from monai.deploy.operators.dicom_data_loader_operator import DICOMDataLoaderOperator
+    from monai.deploy.operators.dicom_seg_writer_operator import DICOMSegmentationWriterOperator, SegmentDescription
+    from monai.deploy.operators.dicom_series_to_volume_operator import DICOMSeriesToVolumeOperator
+    from pydicom.sr.codedict import codes
+
+    r: dict = {}
+    frag = Fragment()
+    loader = DICOMDataLoaderOperator(frag, name="loader")
+    to_vol = DICOMSeriesToVolumeOperator(frag, name="to_volume")
+    studies = timed(r, "sdk_load", lambda: loader.load_data_to_studies(study), 1)
+    series = next(s for st in studies for s in st.get_all_series() if s.SeriesDescription == "T1post")
+
+    def convert():
+        to_vol.prepare_series(series)
+        return to_vol.create_volumetric_image(to_vol.generate_voxel_data(series), to_vol.create_metadata(series))
+
+    image = timed(r, "sdk_to_volume", convert, repeat)
+    desc = [SegmentDescription(segment_label="GTV",
+                               segmented_property_category=codes.SCT.MorphologicallyAbnormalStructure,
+                               segmented_property_type=codes.SCT.Neoplasm, algorithm_name="bench",
+                               algorithm_version="0")]
+    with tempfile.TemporaryDirectory() as d:
+        writer = DICOMSegmentationWriterOperator(frag, segment_descriptions=desc, output_folder=Path(d), name="seg")
+        # the SDK orders frames by its own slice sort; the mask is ours, in our slice order: same size, same work
+        arr = np.asarray(mask, dtype=np.uint8)
+        timed(r, "sdk_seg", lambda: writer.create_dicom_seg(arr, series, Path(d)), repeat)
+    r["sdk_volume_shape"] = list(image.asnumpy().shape)
+    return r
+
+
+def end_to_end(study: Path, models: Path, backend: str, device: str, repeat: int) -> dict:
+    times = []
+    for _ in range(repeat):
+        with tempfile.TemporaryDirectory() as d:
+            t0 = time.perf_counter()
+            p = subprocess.run([sys.executable, "-m", "app", "-i", str(study), "-o", str(Path(d) / "out"), "-m",
+                                str(models), "--backend", backend, "--device", device], cwd=REPO,
+                               capture_output=True, text=True)
+            times.append(time.perf_counter() - t0)
+            if p.returncode != 0:
+                raise SystemExit(f"app failed: {p.stderr[-2000:]}")
+            report = json.loads((Path(d) / "out" / "gtv_report.json").read_text())
+    return {"seconds": round(statistics.median(times), 3), "runs": [round(t, 3) for t in times],
+            "app_stages": report["stages"]}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--study", type=Path, default=DEFAULT_STUDY)
+    p.add_argument("--models", type=Path, default=REPO / "models")
+    p.add_argument("--backend", default="auto")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--out", type=Path)
+    a = p.parse_args()
+    os.environ.setdefault("HOLOSCAN_LOG_LEVEL", "ERROR")
+    import torch
+
+    stages, extra = ours(a.study, a.models, a.backend, a.device, a.repeat)
+    sdk = stock(a.study, extra["mask"], a.repeat)
+    result = {
+        "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+                    "torch_threads": torch.get_num_threads(),
+                    "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None},
+        "study": str(a.study.resolve()),
+        **extra["info"],
+        "stages": stages,
+        "stages_total_seconds": round(sum(v["seconds"] for k, v in stages.items()
+                                          if k not in ("model_load", "predictor_init")), 3),
+        "sdk_stock": sdk,
+        "ratio_sdk_to_ours": {
+            "to_volume": round(sdk["sdk_to_volume"]["seconds"] / stages["to_volume"]["seconds"], 2),
+            "seg": round(sdk["sdk_seg"]["seconds"] / stages["seg"]["seconds"], 2),
+        },
+        "end_to_end_process": end_to_end(a.study, a.models, a.backend, a.device, a.repeat),
+    }
+    text = json.dumps(result, indent=2)
+    print(text)
+    if a.out:
+        a.out.write_text(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,104 @@
+"""``python -m training evaluate-dicom``: the app's GTV on real DICOM studies against their reference mask.
+
+For each study folder under ``--data`` (the TCIA Brain-Tumor-Progression layout: series folders ``T1post``,
+``FLAIRreg``, ... and a Secondary Capture ``MaskTumor``), run the app's own code path in-process (series selection,
+volumes, brain extraction, GTV) and measure on the T1post grid:
+
+* Dice of the GTV against ``MaskTumor`` (non-zero = tumour);
+* the GTV the network predicted outside the brain mask (before the app removes it), in cm3;
+* the share of ``MaskTumor`` covered by the brain mask.
+
+These studies are post-operative: ``MaskTumor`` outlines enhancing tumour around a resection cavity, not a
+pre-operative GTV (enhancing tumour plus necrosis), so a perfect pre-operative GTV model would not reach Dice 1.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from operators.core.brain import extract_brain
+from operators.core.dicom_io import choose_study, scan_folder
+from operators.core.model_spec import find_model
+from operators.core.postprocess import postprocess
+from operators.core.predictor import make_predictor
+from operators.core.preprocess import align_to_reference, to_model_input, to_reference
+from operators.core.selection import load_rules, select_series
+from operators.core.series_volume import series_to_volume
+from training.metrics import segmentation_metrics, summarise
+
+logger = logging.getLogger(__name__)
+
+SC_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.7"
+
+
+def find_studies(root: Path) -> list[Path]:
+    """Folders under ``root`` that hold a ``MaskTumor`` series folder (``<patient>/<date>/MaskTumor``)."""
+    return sorted(p.parent for p in Path(root).rglob("MaskTumor") if p.is_dir())
+
+
+def reference_mask(study_dir: Path):
+    """The study's Secondary Capture tumour mask as a bool volume (on its own grid, the T1post grid here)."""
+    study = scan_folder(study_dir)[0]
+    sc = [s for s in study.series if s.sop_class_uid == SC_SOP_CLASS]
+    if len(sc) != 1:
+        raise ValueError(f"{study_dir}: expected one Secondary Capture mask series, found {len(sc)}")
+    vol, _ = series_to_volume(sc[0])
+    return vol.with_array(vol.array > 0)
+
+
+def evaluate_study(study_dir: Path, models: Path, rules: dict, *, device: str = "auto") -> dict:
+    spec = find_model(models)
+    predictor = make_predictor(spec, device=device)
+    channels = spec.preprocessing.channels
+    study = choose_study(scan_folder(study_dir), channels=channels, rules=rules)
+    selected = select_series(study, channels, rules)
+    vols = align_to_reference([series_to_volume(s.series)[0] for s in selected], channels)
+    ref = reference_mask(study_dir)
+    if not ref.grid.same_as(vols[0].grid):
+        raise ValueError(f"{study_dir}: MaskTumor is not on the T1c grid")
+    brain = None
+    if spec.preprocessing.brain_mask_model:
+        bspec = find_model(models, spec.preprocessing.brain_mask_model, beside=spec.root)
+        brain = extract_brain(vols[0], bspec, make_predictor(bspec, device=device))
+    image, grid = to_model_input(vols, spec.preprocessing, names=channels, brain_mask=brain)
+    probs = to_reference(predictor.predict(image), grid, vols[0].grid)[0]
+    unrestricted = postprocess(vols[0].with_array(probs), spec.postprocessing).mask.array
+    gtv = postprocess(vols[0].with_array(probs), spec.postprocessing,
+                      within=brain.array if brain is not None else None).mask.array
+    spacing_zyx = tuple(float(s) for s in vols[0].grid.spacing[::-1])
+    voxel_cm3 = vols[0].grid.voxel_volume_mm3 / 1000
+    result = segmentation_metrics(gtv, ref.array, spacing_zyx)
+    result.update({
+        "outside_brain_predicted_cm3": float((unrestricted & ~brain.array).sum() * voxel_cm3) if brain else None,
+        "gtv_outside_brain_cm3": float((gtv & ~brain.array).sum() * voxel_cm3) if brain else None,
+        "reference_in_brain_fraction": float((ref.array & brain.array).sum() / max(ref.array.sum(), 1))
+        if brain else None,
+        "brain_cm3": float(brain.array.sum() * voxel_cm3) if brain else None,
+    })
+    return result
+
+
+#: The series rules the app ships (read as a file: training never imports the app).
+APP_RULES = Path(__file__).resolve().parents[1] / "app" / "series_rules.json"
+
+
+def evaluate_dicom(models: str | Path, data: str | Path, out: str | Path, *, rules: Path = APP_RULES,
+                   device: str = "auto") -> dict:
+    """Evaluate every study under ``data``; write ``out/metrics.json`` and return it."""
+    rules_dict = load_rules(rules)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    studies = find_studies(Path(data))
+    per = {}
+    for s in studies:
+        name = str(s.relative_to(data))
+        per[name] = evaluate_study(s, Path(models), rules_dict, device=device)
+        logger.info("%s: %s", name, {k: round(v, 4) if isinstance(v, float) else v for k, v in per[name].items()})
+    result = {"models": str(models), "studies": per,
+              "summary": {k: summarise([v[k] for v in per.values() if v[k] is not None])
+                          for k in ("dsc", "hd95_mm", "asd_mm", "outside_brain_predicted_cm3",
+                                    "reference_in_brain_fraction")}}
+    (out / "metrics.json").write_text(json.dumps(result, indent=2))
+    return result
