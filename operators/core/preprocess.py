@@ -18,6 +18,39 @@ from operators.core.model_spec import Preprocessing
 
 logger = logging.getLogger(__name__)
 
+#: The reference series must cover, along each of its three axes, at least this fraction of the model patch's
+#: shortest edge (``patch_size * spacing_mm``, mm). A series covering less is a partial acquisition or a few slices
+#: through the head: most of every sliding-window patch would be padding, unlike anything the model saw in training,
+#: and a tumour could lie largely outside it. The only size rule of the app; the numbers come from the model.
+MIN_PATCH_FRACTION = 0.5
+_AXES = ("row direction (Columns x PixelSpacing[1])", "column direction (Rows x PixelSpacing[0])",
+         "slice normal (slices x spacing of ImagePositionPatient (0020,0032))")
+
+
+def check_extent(reference: Grid, pre: Preprocessing, *, name: str = "reference") -> None:
+    """Refuse a reference grid too small for the model (rule: :data:`MIN_PATCH_FRACTION`).
+
+    The extent along an axis is the number of voxels times the spacing (edge to edge), so a stack of ``n`` slices
+    ``s`` mm apart covers ``n * s`` mm.
+
+    Raises:
+        GeometryError: naming the axis, the extent found (voxels x spacing) and the extent needed.
+    """
+    z, y, x = reference.shape
+    counts = (x, y, z)
+    extent = np.asarray(counts, dtype=np.float64) * reference.spacing
+    patch_mm = np.asarray(pre.patch_size[::-1], dtype=np.float64) * np.asarray(pre.spacing_mm, dtype=np.float64)
+    needed = MIN_PATCH_FRACTION * float(np.min(patch_mm))
+    short = [a for a in range(3) if extent[a] < needed]
+    if short:
+        a = short[-1]  # the slice axis first: it is the one a partial acquisition shortens
+        raise GeometryError(
+            f"{name} series is too small for the model: it covers {extent[a]:.1f} mm along its {_AXES[a]} "
+            f"({counts[a]} x {reference.spacing[a]:.3f} mm); the model needs at least {needed:.1f} mm on every axis "
+            f"({MIN_PATCH_FRACTION:g} of its shortest patch edge, {np.min(patch_mm):.1f} mm = preprocessing.patch_size "
+            f"x spacing_mm in the model metadata)"
+        )
+
 
 def model_grid_for(reference: Grid, pre: Preprocessing) -> Grid:
     """The model grid over a reference grid: model spacing and orientation, covering the reference's extent."""
@@ -72,11 +105,15 @@ def to_model_input(
 
     Returns:
         ``(C, Z, Y, X)`` float32 network input and the model grid it lies on.
+
+    Raises:
+        GeometryError: channels in different frames of reference, or a reference too small (:func:`check_extent`).
     """
     names = tuple(names or pre.channels)
     if len(channels) != len(pre.channels):
         raise GeometryError(f"model expects {len(pre.channels)} channels {pre.channels}, got {len(channels)}")
     check_same_frame(channels, names)
+    check_extent(channels[0].grid, pre, name=names[0])
     grid = model_grid_for(channels[0].grid, pre)
     mask = None
     if pre.normalisation.region == "mask":

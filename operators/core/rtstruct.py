@@ -34,8 +34,13 @@ RTSTRUCT content decisions:
 * Contour points are ``mask.grid.index_to_lps`` of the corners, shifted per slice by the (sub-tolerance) difference
   between the reference image's ImagePositionPatient and the grid's slice origin, so every contour lies exactly in
   the plane of the image it references even when the stack is only nearly regular.
-* Multi-frame references (one SOP instance holding several slices) are not supported: each slice must be its own
-  instance.
+* Multi-frame references (an enhanced MR instance holding the slices as frames): a reference header with
+  ReferencedFrameNumber (0008,1160), as :func:`operators.core.dicom_io.frame_headers` makes them, is that frame of its
+  SOP instance. Each contour's ContourImageSequence item then names the frame (ReferencedFrameNumber); the
+  RTReferencedSeriesSequence lists each SOP instance once, with the frame numbers only where the reference does not
+  use all of its frames (PS3.3 Image SOP Instance Reference Macro).
+* Patient and study values are copied as elements (never re-assigned, so pydicom never quotes them in a warning);
+  dates and times that do not parse for their VR are written empty (:mod:`operators.core.dicom_values`).
 """
 
 from __future__ import annotations
@@ -52,6 +57,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence as DicomSequence
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
+from operators.core.dicom_values import copy_element
 from operators.core.errors import GeometryError, InputDataError, ModelSpecError
 from operators.core.geometry import Volume
 from operators.core.labels import Structure
@@ -264,12 +270,16 @@ def build_rtstruct(
 
     # Patient and General Study modules: copied from the reference, type 2 left empty where absent.
     for keyword in _PATIENT_KEYWORDS_TYPE2 + _STUDY_KEYWORDS_TYPE2:
-        setattr(ds, keyword, copy.deepcopy(first[keyword].value) if keyword in first else "")
+        elem = copy_element(first, keyword, where="RTSTRUCT")
+        if elem is None:
+            setattr(ds, keyword, "")
+        else:
+            ds.add(elem)
     has_method = "DeidentificationMethod" in first or "DeidentificationMethodCodeSequence" in first
     for keyword in _PATIENT_KEYWORDS_TYPE3 + _STUDY_KEYWORDS_TYPE3:
         # PatientIdentityRemoved YES needs a de-identification method (type 1C): copy it only together with one.
         if keyword in first and (keyword != "PatientIdentityRemoved" or has_method):
-            setattr(ds, keyword, copy.deepcopy(first[keyword].value))
+            ds.add(copy_element(first, keyword, where="RTSTRUCT"))
     ds.StudyInstanceUID = first.StudyInstanceUID
 
     # Frame of Reference module (part of the RT Structure Set IOD in current editions of PS3.3): the reference's.
@@ -364,15 +374,13 @@ def _contours(mask: Volume, reference: Sequence[Dataset]) -> list[Dataset]:
             continue
         # Anchor the slice at its image's own position (differs from the grid's by less than the checked tolerance).
         shift = np.asarray(reference[k].ImagePositionPatient, dtype=np.float64) - slice_origins[k]
-        image = Dataset()
-        image.ReferencedSOPClassUID = reference[k].SOPClassUID
-        image.ReferencedSOPInstanceUID = reference[k].SOPInstanceUID
+        image = _image_reference(reference[k], [_frame_number(reference[k])])
         for polygon in mask_to_polygons(array[k]):
             ijk = np.column_stack([polygon, np.full(len(polygon), float(k))])
             lps = mask.grid.index_to_lps(ijk) + shift
             item = Dataset()
             item.ContourNumber = len(items) + 1
-            item.ContourImageSequence = [_copy(image)]
+            item.ContourImageSequence = [copy.deepcopy(image)]
             item.ContourGeometricType = "CLOSED_PLANAR"
             item.NumberOfContourPoints = len(polygon)
             item.ContourData = format_ds(lps)
@@ -380,25 +388,36 @@ def _contours(mask: Volume, reference: Sequence[Dataset]) -> list[Dataset]:
     return items
 
 
-def _copy(item: Dataset) -> Dataset:
-    out = Dataset()
-    out.ReferencedSOPClassUID = item.ReferencedSOPClassUID
-    out.ReferencedSOPInstanceUID = item.ReferencedSOPInstanceUID
-    return out
+def _frame_number(header: Dataset) -> int | None:
+    """ReferencedFrameNumber (0008,1160) of a per-frame reference header (1-based), None for a single-frame image."""
+    value = header.get("ReferencedFrameNumber")
+    return None if value in (None, "") else int(value)
+
+
+def _image_reference(header: Dataset, frames: Sequence[int | None]) -> Dataset:
+    """An Image SOP Instance Reference item; ReferencedFrameNumber only where not every frame is referenced."""
+    image = Dataset()
+    image.ReferencedSOPClassUID = header.SOPClassUID
+    image.ReferencedSOPInstanceUID = header.SOPInstanceUID
+    numbers = sorted(f for f in frames if f is not None)
+    frame_count = int(header.get("NumberOfFrames", 1) or 1)
+    if numbers and len(set(numbers)) < frame_count:
+        image.ReferencedFrameNumber = numbers if len(numbers) > 1 else numbers[0]
+    return image
 
 
 def _referenced_frame(reference: Sequence[Dataset]) -> Dataset:
-    """ReferencedFrameOfReferenceSequence item down to every reference image."""
+    """ReferencedFrameOfReferenceSequence item down to every reference image (each SOP instance once)."""
     first = reference[0]
     series = Dataset()
     series.SeriesInstanceUID = first.SeriesInstanceUID
-    images = []
+    frames: dict[str, list[int | None]] = {}
+    headers: dict[str, Dataset] = {}
     for header in reference:
-        image = Dataset()
-        image.ReferencedSOPClassUID = header.SOPClassUID
-        image.ReferencedSOPInstanceUID = header.SOPInstanceUID
-        images.append(image)
-    series.ContourImageSequence = DicomSequence(images)
+        uid = str(header.SOPInstanceUID)
+        headers.setdefault(uid, header)
+        frames.setdefault(uid, []).append(_frame_number(header))
+    series.ContourImageSequence = DicomSequence([_image_reference(headers[uid], frames[uid]) for uid in headers])
     study = Dataset()
     study.ReferencedSOPClassUID = DETACHED_STUDY_MANAGEMENT
     study.ReferencedSOPInstanceUID = first.StudyInstanceUID
@@ -449,11 +468,16 @@ def _check_reference(mask: Volume, reference: Sequence[Dataset]) -> None:
         values = sorted({str(h.data_element(keyword).value) for h in reference})
         if len(values) != 1:
             raise InputDataError(f"RTSTRUCT reference images differ in {keyword}: found {values}, expected one value")
-    uids = [str(h.SOPInstanceUID) for h in reference]
-    if len(set(uids)) != len(uids):
-        raise InputDataError(
-            "RTSTRUCT reference repeats a SOPInstanceUID (0008,0018): multi-frame references are not supported"
-        )
+    seen: dict[tuple[str, int | None], int] = {}
+    for k, header in enumerate(reference):
+        key = (str(header.SOPInstanceUID), _frame_number(header))
+        if key in seen:
+            frame = "without ReferencedFrameNumber (0008,1160)" if key[1] is None else f"frame {key[1]}"
+            raise InputDataError(
+                f"RTSTRUCT reference images {seen[key]} and {k} are both SOPInstanceUID (0008,0018) {key[0]} {frame}; "
+                "expected one image per slice (frames of a multi-frame instance must name their frame)"
+            )
+        seen[key] = k
     frame_uid = str(reference[0].FrameOfReferenceUID)
     if mask.frame_of_reference_uid is not None and mask.frame_of_reference_uid != frame_uid:
         raise GeometryError(

@@ -1,4 +1,13 @@
-"""DICOM Segmentation (binary) of the contoured structures, referencing the reference series (highdicom)."""
+"""DICOM Segmentation (binary) of the contoured structures, referencing the reference series (highdicom).
+
+The reference series is either single-frame instances (one per slice) or the frames of one multi-frame (enhanced)
+instance, whose per-frame headers (:func:`operators.core.dicom_io.frame_headers`) carry their frame number in
+ReferencedFrameNumber (0008,1160). highdicom references the frames of a multi-frame source through its functional
+groups, so for such a series :func:`build_seg` gives highdicom one source header rebuilt from the per-frame headers:
+PlaneOrientation and PixelMeasures shared (``series_to_volume`` has checked that they agree), PlanePosition per frame,
+frames in frame-number order, and the mask frames reordered to match. A series spread over several multi-frame
+instances cannot be referenced by one highdicom Segmentation: refused with :class:`InputDataError`.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +17,13 @@ from collections.abc import Sequence
 
 import highdicom as hd
 import numpy as np
-from pydicom import Dataset
+from pydicom import Dataset, config
+from pydicom.sequence import Sequence as DicomSequence
 from pydicom.sr.codedict import codes
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
+from operators.core.dicom_values import conformant_headers
+from operators.core.errors import InputDataError
 from operators.core.geometry import Volume
 from operators.core.labels import Structure
 from operators.core.product import MANUFACTURER, PRODUCT_NAME, SEG_SERIES_NUMBER, SOFTWARE_VERSION, UID_PREFIX
@@ -69,11 +81,14 @@ def build_seg(
     ]
     # (frames, rows, cols, segments)
     pixels = np.stack([m.array.astype(bool) for m in masks], axis=-1)
-    with warnings.catch_warnings():
-        # highdicom warns about single-component PatientName values by quoting them: patient data must not reach
-        # the logs, and the name is copied as the source images hold it, so that warning is not shown.
+    sources, pixels = source_images(reference, pixels)
+    sources = conformant_headers(sources, where="DICOM-SEG")
+    with warnings.catch_warnings(), config.disable_value_validation():
+        # highdicom warns about single-component PatientName values by quoting them, and pydicom quotes values that
+        # do not match their VR when highdicom copies them: patient data must not reach the logs, and the values are
+        # copied as the source images hold them, so neither is shown.
         warnings.filterwarnings("ignore", message=".*unlikely to represent the intended person name.*")
-        seg = _segmentation(reference, pixels, descriptions, model, series_number, series_description)
+        seg = _segmentation(sources, pixels, descriptions, model, series_number, series_description)
     logger.info("DICOM-SEG: %d segment(s), %d frames, SOPInstanceUID %s", len(structures), seg.NumberOfFrames,
                 seg.SOPInstanceUID)
     return seg
@@ -100,3 +115,77 @@ def _segmentation(reference, pixels, descriptions, model, series_number, series_
         transfer_syntax_uid=ExplicitVRLittleEndian,
         omit_empty_frames=False,
     )
+
+
+def source_images(reference: Sequence[Dataset], pixels: np.ndarray) -> tuple[list[Dataset], np.ndarray]:
+    """The source images to give highdicom, and ``pixels`` (``(Z, ...)``, slice order) in their frame order.
+
+    Single-frame references are returned as they are. Per-frame headers of one multi-frame instance become one
+    rebuilt multi-frame header (see the module docstring) and ``pixels`` is reordered by frame number.
+
+    Raises:
+        InputDataError: the reference repeats an image, spans several multi-frame instances, mixes them with
+            single-frame images, or does not hold every frame of its instance (frame numbers 1..NumberOfFrames).
+    """
+    frames = [h.get("ReferencedFrameNumber") for h in reference]
+    uids = [str(h.SOPInstanceUID) for h in reference]
+    series = str(reference[0].get("SeriesInstanceUID", ""))
+    if all(f in (None, "") for f in frames):
+        if len(set(uids)) != len(uids):
+            raise InputDataError(
+                f"DICOM-SEG: reference series {series} repeats a SOPInstanceUID (0008,0018) without "
+                "ReferencedFrameNumber (0008,1160); expected one image per slice"
+            )
+        return list(reference), pixels
+    if any(f in (None, "") for f in frames) or len(set(uids)) != 1:
+        raise InputDataError(
+            f"DICOM-SEG: reference series {series} spreads its slices over {len(set(uids))} SOP instances, some of "
+            "them multi-frame (ReferencedFrameNumber (0008,1160)); a segmentation can reference the frames of one "
+            "multi-frame instance, or single-frame images, not a mix"
+        )
+    numbers = [int(f) for f in frames]
+    count = int(reference[0].get("NumberOfFrames", 0) or 0)
+    if sorted(numbers) != list(range(1, count + 1)):
+        raise InputDataError(
+            f"DICOM-SEG: reference series {series}: instance {uids[0]} has NumberOfFrames (0028,0008) {count}, but "
+            f"the volume holds frames {sorted(numbers)}; expected every frame 1..{count}"
+        )
+    order = np.argsort(numbers)  # order[f - 1] = slice holding frame f
+    return [_multiframe_source([reference[k] for k in order])], pixels[order]
+
+
+# Per-frame attributes of a flattened frame header that the rebuilt multi-frame source keeps in functional groups.
+_FRAME_KEYWORDS = ("ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing", "SliceThickness",
+                   "SpacingBetweenSlices", "ReferencedFrameNumber")
+
+
+def _multiframe_source(frames: Sequence[Dataset]) -> Dataset:
+    """One multi-frame header for highdicom from per-frame headers in frame order (frame 1 first)."""
+    first = frames[0]
+    source = Dataset()
+    for elem in first:
+        if elem.keyword not in _FRAME_KEYWORDS:
+            source.add(elem)
+    if hasattr(first, "file_meta"):
+        source.file_meta = first.file_meta
+    orientation = Dataset()
+    orientation.ImageOrientationPatient = first.ImageOrientationPatient
+    measures = Dataset()
+    measures.PixelSpacing = first.PixelSpacing
+    for keyword in ("SliceThickness", "SpacingBetweenSlices"):
+        if first.get(keyword) not in (None, ""):
+            setattr(measures, keyword, first.get(keyword))
+    shared = Dataset()
+    shared.PlaneOrientationSequence = DicomSequence([orientation])
+    shared.PixelMeasuresSequence = DicomSequence([measures])
+    per_frame = []
+    for header in frames:
+        position = Dataset()
+        position.ImagePositionPatient = header.ImagePositionPatient
+        item = Dataset()
+        item.PlanePositionSequence = DicomSequence([position])
+        per_frame.append(item)
+    source.NumberOfFrames = len(frames)
+    source.SharedFunctionalGroupsSequence = DicomSequence([shared])
+    source.PerFrameFunctionalGroupsSequence = DicomSequence(per_frame)
+    return source

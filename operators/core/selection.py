@@ -41,6 +41,9 @@ For each channel the rules file (``app/series_rules.json``) holds one *selection
    (a repeated acquisition is numbered after the one it replaces), then the SeriesInstanceUID. Channels are
    served in order and a series serves at most one channel: a channel whose best match is taken falls back to
    its next match. Each choice is logged with its score and the runner-up.
+5. **Frame of reference**: the first channel's series is the reference; a later channel takes only series with the
+   reference's FrameOfReferenceUID (0020,0052): series in another frame are not registered to it and cannot be
+   combined voxel by voxel. A channel whose matches all lie in another frame fails, naming them and both UIDs.
 """
 
 from __future__ import annotations
@@ -285,7 +288,10 @@ def exclusion_reason(series: Series) -> str | None:
     classes = {str(inst.header.get("SOPClassUID", series.sop_class_uid)) for inst in series.instances}
     bad = sorted(classes - MR_IMAGE_SOP_CLASSES)
     if bad:
-        return f"SOP class {', '.join(_sop_name(u) for u in bad)} is not an MR image storage class"
+        return (
+            f"SOP class {', '.join(_sop_name(u) for u in bad)} (SOPClassUID (0008,0016) {', '.join(bad)}) is not an MR "
+            "image storage class"
+        )
     image_type = {str(v).strip().upper() for v in _as_list(series.first.get("ImageType"))}
     hit = [t for t in EXCLUDED_IMAGE_TYPES if t in image_type]
     if hit:
@@ -293,7 +299,7 @@ def exclusion_reason(series: Series) -> str | None:
     if len(series.instances) < MIN_SLICES:
         return f"only {len(series.instances)} slice(s), fewer than {MIN_SLICES} (localizer?)"
     if _LOCALIZER_DESCRIPTION.search(series.description or ""):
-        return f"SeriesDescription {series.description!r} names a localizer"
+        return f"SeriesDescription (0008,103E) {series.description!r} names a localizer"
     return None
 
 
@@ -384,6 +390,7 @@ def assign_series(study: Study, channels: Sequence[str], rules: Mapping[str, Any
         raise ConfigError(f"model channels {list(channels)} name a channel twice")
     used: dict[str, str] = {}  # SeriesInstanceUID -> channel
     result: list[SelectedSeries] = []
+    reference_frame: str | None = None
     for channel in channels:
         if channel not in by_name:
             raise ConfigError(f"series rules have no selection for channel {channel!r}; they define {sorted(by_name)}")
@@ -391,12 +398,22 @@ def assign_series(study: Study, channels: Sequence[str], rules: Mapping[str, Any
         scored = _scored(study, selection)
         ranked = [c for c in scored if c[1] >= float(selection.get("min_score", 0))]
         free = [c for c in ranked if c[0].series_instance_uid not in used]
+        if reference_frame:
+            other_frame = [c for c in free if frame_of_reference(c[0]) != reference_frame]
+            free = [c for c in free if c not in other_frame]
         if not free:
-            raise SeriesSelectionError(_no_match_message(study, channel, selection, ranked, used))
+            raise SeriesSelectionError(
+                _no_match_message(study, channel, selection, ranked, used, reference_frame, result)
+            )
         best, score, hits = free[0]
         why = f"chose {best.label()} with score {score:g} ({'; '.join(hits) or 'conditions only'})"
-        if ranked[0][0] is not best:  # a better match already serves an earlier channel
-            why += f"; better match {ranked[0][0].label()} already serves {used[ranked[0][0].series_instance_uid]}"
+        if ranked[0][0] is not best:  # a better match already serves an earlier channel, or lies in another frame
+            better = ranked[0][0]
+            if better.series_instance_uid in used:
+                why += f"; better match {better.label()} already serves {used[better.series_instance_uid]}"
+            else:
+                why += (f"; better match {better.label()} lies in another FrameOfReferenceUID (0020,0052) than the "
+                        f"{result[0].channel} reference")
         if len(free) > 1:
             runner, rscore, _ = free[1]
             why += f"; runner-up {runner.label()} with score {rscore:g}"
@@ -411,6 +428,8 @@ def assign_series(study: Study, channels: Sequence[str], rules: Mapping[str, Any
             if below:
                 why += f" (best below min_score: {below[0][0].label()} with score {below[0][1]:g})"
         used[best.series_instance_uid] = channel
+        if reference_frame is None:
+            reference_frame = frame_of_reference(best)
         result.append(
             SelectedSeries(
                 channel=channel,
@@ -423,11 +442,27 @@ def assign_series(study: Study, channels: Sequence[str], rules: Mapping[str, Any
     return result
 
 
+def frame_of_reference(series: Series) -> str:
+    """FrameOfReferenceUID (0020,0052) of the series' first header, '' when absent."""
+    return str(series.first.get("FrameOfReferenceUID", "") or "")
+
+
 def _no_match_message(
-    study: Study, channel: str, selection: Mapping[str, Any], ranked: list, used: Mapping[str, str]
+    study: Study, channel: str, selection: Mapping[str, Any], ranked: list, used: Mapping[str, str],
+    reference_frame: str | None, chosen: Sequence[SelectedSeries],
 ) -> str:
     min_score = float(selection.get("min_score", 0))
-    if ranked:
+    elsewhere = [s for s, _, _ in ranked if s.series_instance_uid not in used and reference_frame
+                 and frame_of_reference(s) != reference_frame]
+    if elsewhere:
+        head = (
+            f"no series for channel {channel!r} in study {study.study_instance_uid} lies in the frame of reference "
+            f"of the {chosen[0].channel} reference, {chosen[0].series.label()}: "
+            + ", ".join(f"{s.label()} has FrameOfReferenceUID (0020,0052) {frame_of_reference(s)}" for s in elsewhere)
+            + f", expected {reference_frame}; a series in another frame of reference is not registered to the "
+            "reference and cannot be combined with it"
+        )
+    elif ranked:
         taken = ", ".join(f"{s.label()} -> {used[s.series_instance_uid]}" for s, _, _ in ranked)
         head = (
             f"no series left for channel {channel!r} in study {study.study_instance_uid}: every matching series "
@@ -448,6 +483,8 @@ def _no_match_message(
             reason = f"score {score:g}" + (f" below {min_score:g}" if score < min_score else "")
             if series.series_instance_uid in used:
                 reason += f", already serves {used[series.series_instance_uid]}"
+            elif reference_frame and frame_of_reference(series) != reference_frame:
+                reason += f", FrameOfReferenceUID (0020,0052) {frame_of_reference(series) or '(none)'}"
         lines.append(f"  - {describe_series(series)}: {reason}")
     return "\n".join(lines)
 

@@ -28,6 +28,9 @@ from __future__ import annotations
 
 import logging
 import struct
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -52,9 +55,11 @@ REGULAR_TOL_FRACTION = 0.01
 SHEAR_TOL_MM = 0.01
 SHEAR_TOL_PIXEL_FRACTION = 0.1
 
+# The logger to which pydicom reports each decoding plugin's failure.
+_PYDICOM_DECODERS = "pydicom.pixels.decoders.base"
 # Failures of pydicom or its pixel handlers on truncated or corrupt files.
 _PIXEL_ERRORS = (OSError, EOFError, ValueError, RuntimeError, NotImplementedError, KeyError, IndexError,
-                 struct.error, AttributeError, TypeError)
+                 struct.error, AttributeError, TypeError, zlib.error)
 
 
 def series_to_volume(series: Series) -> tuple[Volume, tuple[Dataset, ...]]:
@@ -81,7 +86,7 @@ def series_to_volume(series: Series) -> tuple[Volume, tuple[Dataset, ...]]:
 
 # ------------------------------------------------------------------------------------------------ geometry
 def _name(instance: Instance) -> str:
-    frame = f" frame {instance.frame}" if instance.frame is not None else ""
+    frame = f" frame {instance.frame + 1}" if instance.frame is not None else ""  # DICOM frame numbers are 1-based
     return f"{instance.path.name}{frame}"
 
 
@@ -238,7 +243,7 @@ def _read_pixels(series: Series, instances: list[Instance], rows: int, cols: int
         if inst.frame is not None and pixels.ndim == 3:
             if inst.frame >= pixels.shape[0]:
                 raise InputDataError(
-                    f"{label}: {inst.path} holds {pixels.shape[0]} frames; frame {inst.frame} was expected "
+                    f"{label}: {inst.path} holds {pixels.shape[0]} frames; frame {inst.frame + 1} was expected "
                     f"(NumberOfFrames (0028,0008)), TransferSyntaxUID {_transfer_syntax(inst.header)}"
                 )
             pixels = pixels[inst.frame]
@@ -255,9 +260,47 @@ def _read_pixels(series: Series, instances: list[Instance], rows: int, cols: int
 def _decode(label: str, inst: Instance) -> np.ndarray:
     try:
         ds = pydicom.dcmread(inst.path)
-        return ds.pixel_array
     except _PIXEL_ERRORS as exc:
         raise InputDataError(
-            f"{label}: cannot read pixel data of {inst.path} (TransferSyntaxUID {_transfer_syntax(inst.header)}): "
-            f"{type(exc).__name__}: {exc}"
+            f"{label}: cannot read {inst.path} (TransferSyntaxUID {_transfer_syntax(inst.header)}): "
+            f"{type(exc).__name__}: {_one_line(exc)}"
         ) from exc
+    if "PixelData" not in ds:
+        raise InputDataError(
+            f"{label}: PixelData (7FE0,0010) of {inst.path} is missing or truncated (TransferSyntaxUID "
+            f"{_transfer_syntax(inst.header)}); expected Rows x Columns = {ds.get('Rows')} x {ds.get('Columns')} pixels"
+        )
+    try:
+        with _decoder_failures_at_debug():
+            return ds.pixel_array
+    except _PIXEL_ERRORS as exc:
+        raise InputDataError(
+            f"{label}: cannot decode PixelData (7FE0,0010) of {inst.path} (TransferSyntaxUID "
+            f"{_transfer_syntax(inst.header)}): {type(exc).__name__}: {_one_line(exc)}"
+        ) from exc
+
+
+class _ToDebug(logging.Filter):
+    """Re-log a pixel decoder's failure records at DEBUG under this module's logger, and drop the original."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        logger.debug("pixel decoder: %s", record.getMessage())
+        return False
+
+
+@contextmanager
+def _decoder_failures_at_debug() -> Iterator[None]:
+    """pydicom logs each failed decoding plugin at ERROR, with a traceback, before raising one error that lists
+    them all; that error is what this module reports, once, so the per-plugin records go to DEBUG."""
+    source = logging.getLogger(_PYDICOM_DECODERS)
+    quiet = _ToDebug()
+    source.addFilter(quiet)
+    try:
+        yield
+    finally:
+        source.removeFilter(quiet)
+
+
+def _one_line(exc: BaseException) -> str:
+    """A decoder's message on one line (pydicom lists each plugin's failure on its own line)."""
+    return " ".join(str(exc).split())

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pydicom
 import pytest
-from dicom_synth import enhanced_mr, pattern, rotation, save, stack_headers, write_stack
+from dicom_synth import enhanced_mr, mr_header, pattern, rotation, save, stack_headers, write_stack
 from pydicom import Dataset
 from pydicom.dataset import FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
-from operators.core.dicom_io import choose_study, scan_folder
+from operators.core.dicom_io import choose_study, frame_headers, scan_folder
 from operators.core.dicom_series import Study
 from operators.core.errors import InputDataError
 from operators.core.selection import load_rules, select_series
@@ -185,11 +185,80 @@ def test_logs_carry_no_patient_data(tcia: Path, caplog: pytest.LogCaptureFixture
 
 
 @pytest.mark.filterwarnings("ignore:Invalid value for VR UI:UserWarning")
-def test_dicom_file_without_uids_is_skipped_with_a_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_damaged_dicom_file_of_unknown_class_is_refused(tmp_path: Path) -> None:
     _two_series(tmp_path)
     broken = b"\0" * 128 + b"DICM" + b"\x02\x00\x00\x00UL\x04\x00\xff\xff\xff\x7f" + b"\x02\x00\x10\x00UI\xff\x7fabc"
     (tmp_path / "broken").write_bytes(broken)  # DICM preamble, then a header that ends mid-element
+    with pytest.raises(InputDataError, match=r"1 damaged DICOM file\(s\) that may be MR slices .*broken: "
+                       r"header cannot be read \(ValueError: .*\); SOP class unknown"):
+        scan_folder(tmp_path)
+
+
+def _truncate(path: Path, size: int) -> None:
+    path.write_bytes(path.read_bytes()[:size])
+
+
+@pytest.mark.filterwarnings("ignore:Invalid value for VR UI:UserWarning")
+def test_truncated_mr_header_is_refused_naming_the_file(tmp_path: Path) -> None:
+    _two_series(tmp_path)
+    victim = tmp_path / "p" / "1" / "3" / "IM3"
+    raw = victim.read_bytes()
+    _truncate(victim, raw.index(b"\x20\x00\x0e\x00") + 12)  # inside SeriesInstanceUID (0020,000E)
+    # pydicom reads the cut value as '1.2.' without complaint; the missing PixelData gives the truncation away
+    with pytest.raises(InputDataError, match=r"p/1/3/IM3: the header ends without PixelData \(7FE0,0010\) "
+                       r"\(truncated file\); SOP class MR Image Storage \(1\.2\.840\.10008\.5\.1\.4\.1\.1\.4\)"):
+        scan_folder(tmp_path)
+
+
+def test_damaged_non_image_object_is_skipped_with_a_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    _two_series(tmp_path)
+    sr = mr_header(ipp=(0, 0, 0), iop=(1, 0, 0, 0, 1, 0), sop_class="1.2.840.10008.5.1.4.1.1.88.33", Modality="SR")
+    save(sr, tmp_path / "report.sr")
+    _truncate(tmp_path / "report.sr", 300)  # cut inside the data set: only the file meta is left readable
     with caplog.at_level(logging.WARNING, logger="operators.core.dicom_io"):
         (study,) = scan_folder(tmp_path)
     assert [len(s.instances) for s in study.series] == [6, 6]
-    assert "skipped 1 DICOM file(s) without Study/Series/SOP Instance UID: broken" in caplog.text
+    assert "skipped 1 damaged DICOM file(s) that are not MR images: report.sr" in caplog.text
+    assert "Comprehensive SR Storage" in caplog.text
+
+
+def test_conflicting_copies_of_one_instance_are_refused(tmp_path: Path) -> None:
+    _two_series(tmp_path)
+    ds = pydicom.dcmread(tmp_path / "p" / "0" / "2" / "IM2")
+    ds.SeriesInstanceUID = generate_uid()
+    ds.save_as(tmp_path / "zz_edited")
+    with pytest.raises(InputDataError, match=r"files p/0/2/IM2 and zz_edited hold the same SOPInstanceUID "
+                       r"\(0008,0018\) .* but different SeriesInstanceUID \(0020,000E\)"):
+        scan_folder(tmp_path)
+
+
+def test_frames_carry_their_frame_number(tmp_path: Path) -> None:
+    volume = pattern((5, 4, 5))
+    ds = enhanced_mr(volume, rot=ROT, origin=(0.0, 0.0, 0.0), step=2.0, pixel_spacing=(0.7, 0.9),
+                     frame_order=[4, 2, 0, 1, 3])
+    save(ds, tmp_path / "mf")
+    (study,) = scan_folder(tmp_path)
+    (series,) = study.series
+    assert [int(i.header.ReferencedFrameNumber) for i in series.instances] == [1, 2, 3, 4, 5]
+    assert [i.frame for i in series.instances] == [0, 1, 2, 3, 4]
+    assert len({i.header.SOPInstanceUID for i in series.instances}) == 1
+
+
+def test_legacy_converted_frames_get_back_their_classic_attributes() -> None:
+    ds = enhanced_mr(pattern((3, 4, 5)), rot=ROT, origin=(0.0, 0.0, 0.0), step=2.0, pixel_spacing=(0.7, 0.9),
+                     frame_order=[0, 1, 2])
+    shared = ds.SharedFunctionalGroupsSequence[0]
+    unassigned = Dataset()
+    unassigned.InversionTime, unassigned.SequenceName, unassigned.SeriesNumber = 2500.0, "tir2d1", 99
+    shared.UnassignedSharedConvertedAttributesSequence = [unassigned]
+    for n, item in enumerate(ds.PerFrameFunctionalGroupsSequence):
+        per_frame = Dataset()
+        per_frame.InstanceNumber, per_frame.SequenceName = 10 + n, f"frame{n}"
+        item.UnassignedPerFrameConvertedAttributesSequence = [per_frame]
+
+    headers = frame_headers(ds)
+
+    assert [float(h.InversionTime) for h in headers] == [2500.0] * 3
+    assert [h.SequenceName for h in headers] == ["frame0", "frame1", "frame2"]  # per-frame wins over shared
+    assert [int(h.InstanceNumber) for h in headers] == [1, 1, 1]  # the top-level value is kept
+    assert [int(h.SeriesNumber) for h in headers] == [3, 3, 3]

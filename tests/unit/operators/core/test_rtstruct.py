@@ -12,6 +12,7 @@ import numpy as np
 import pydicom
 import pytest
 import SimpleITK as sitk
+from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 from pydicom.valuerep import format_number_as_ds
@@ -392,6 +393,64 @@ def _inputs() -> tuple[Volume, list[Dataset]]:
     return Volume(np.ones(grid.shape, bool), grid), _reference(grid)
 
 
+ENHANCED_MR_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.4.1"
+
+
+def _multiframe_inputs(frame_of_slice: tuple[int, ...] = (3, 1, 2)) -> tuple[Volume, list[Dataset]]:
+    """Per-frame headers of one enhanced instance (as dicom_io.frame_headers makes them); slice k is frame
+    ``frame_of_slice[k]``."""
+    mask, reference = _inputs()
+    uid = reference[0].SOPInstanceUID
+    for header, frame in zip(reference, frame_of_slice):
+        header.SOPClassUID, header.SOPInstanceUID = ENHANCED_MR_IMAGE_STORAGE, uid
+        header.NumberOfFrames, header.ReferencedFrameNumber = len(reference), frame
+    return mask, reference
+
+
+def test_multiframe_reference_names_each_contours_frame() -> None:
+    mask, reference = _multiframe_inputs()
+    single = build_rtstruct(mask, _inputs()[1], structure=GTV, model=MODEL)
+    ds = _roundtrip(build_rtstruct(mask, reference, structure=GTV, model=MODEL))
+
+    contours = ds.ROIContourSequence[0].ContourSequence
+    assert len(contours) == 3  # one square per slice
+    for contour, frame in zip(contours, (3, 1, 2)):
+        (image,) = contour.ContourImageSequence
+        assert image.ReferencedSOPClassUID == ENHANCED_MR_IMAGE_STORAGE
+        assert image.ReferencedSOPInstanceUID == reference[0].SOPInstanceUID
+        assert int(image.ReferencedFrameNumber) == frame
+    # The contour points do not depend on how the images are stored.
+    assert [c.ContourData for c in contours] == [c.ContourData for c in single.ROIContourSequence[0].ContourSequence]
+    series = ds.ReferencedFrameOfReferenceSequence[0].RTReferencedStudySequence[0].RTReferencedSeriesSequence[0]
+    (listed,) = series.ContourImageSequence  # the instance once; all its frames are used, so no frame numbers
+    assert listed.ReferencedSOPInstanceUID == reference[0].SOPInstanceUID and "ReferencedFrameNumber" not in listed
+
+
+def test_multiframe_reference_using_some_frames_lists_them() -> None:
+    mask, reference = _multiframe_inputs((2, 3, 4))
+    for header in reference:
+        header.NumberOfFrames = 6
+    ds = build_rtstruct(mask, reference, structure=GTV, model=MODEL)
+    series = ds.ReferencedFrameOfReferenceSequence[0].RTReferencedStudySequence[0].RTReferencedSeriesSequence[0]
+    (listed,) = series.ContourImageSequence
+    assert [int(f) for f in listed.ReferencedFrameNumber] == [2, 3, 4]
+
+
+def test_nonconforming_dates_are_written_empty_without_quoting_them(caplog: pytest.LogCaptureFixture) -> None:
+    mask, reference = _inputs()
+    with pydicom.config.disable_value_validation():  # values from the wild, as a file would hold them
+        for header in reference:
+            header.add(DataElement(0x00100030, "DA", "1938-04-17"))  # PatientBirthDate
+            header.add(DataElement(0x00080030, "TM", "10:10:10"))  # StudyTime
+    caplog.clear()
+    with caplog.at_level("DEBUG"):
+        ds = _roundtrip(build_rtstruct(mask, reference, structure=GTV, model=MODEL))
+    assert ds.PatientBirthDate == "" and ds.StudyTime == "" and ds.StudyDate == "20240102"
+    assert ds.PatientName == "Test^Synthetic" and ds.PatientID == "SYN-001"
+    assert "PatientBirthDate (0010,0030)" in caplog.text and "StudyTime (0008,0030)" in caplog.text
+    assert "1938" not in caplog.text and "10:10" not in caplog.text
+
+
 def test_refuses_reference_of_wrong_length() -> None:
     mask, reference = _inputs()
     with pytest.raises(GeometryError, match=r"has 2 images, expected one per mask slice \(3\)"):
@@ -431,7 +490,12 @@ def test_refuses_mixed_series_and_repeated_instances() -> None:
         build_rtstruct(mask, reference, structure=GTV, model=MODEL)
     mask, reference = _inputs()
     reference[2].SOPInstanceUID = reference[1].SOPInstanceUID
-    with pytest.raises(InputDataError, match="multi-frame references are not supported"):
+    with pytest.raises(InputDataError, match=r"images 1 and 2 are both SOPInstanceUID \(0008,0018\) .* without "
+                       r"ReferencedFrameNumber \(0008,1160\)"):
+        build_rtstruct(mask, reference, structure=GTV, model=MODEL)
+    mask, reference = _multiframe_inputs()
+    reference[2].ReferencedFrameNumber = reference[0].ReferencedFrameNumber
+    with pytest.raises(InputDataError, match=r"images 0 and 2 are both SOPInstanceUID \(0008,0018\) .* frame 3"):
         build_rtstruct(mask, reference, structure=GTV, model=MODEL)
     mask, reference = _inputs()
     del reference[0].FrameOfReferenceUID

@@ -49,7 +49,8 @@ def test_real_studies_pick_t1post_and_flair_never_the_mask(real_studies: list[St
         assert chosen[0].score == 6 and chosen[1].score == 4
         assert all("Mask_Tumor" not in label for s in chosen for label, _ in s.candidates)
         mask = next(s for s in study.series if s.description == "Mask_Tumor")
-        assert exclusion_reason(mask) == "SOP class Secondary Capture Image Storage is not an MR image storage class"
+        assert exclusion_reason(mask) == ("SOP class Secondary Capture Image Storage (SOPClassUID (0008,0016) "
+                                          "1.2.840.10008.5.1.4.1.1.7) is not an MR image storage class")
 
 
 def test_missing_channel_lists_what_the_study_holds(real_studies: list[Study], rules: dict) -> None:
@@ -199,3 +200,30 @@ def test_unknown_or_repeated_channel_is_a_config_error(rules: dict) -> None:
         select_series(study, ["DWI"], rules)
     with pytest.raises(ConfigError, match=r"name a channel twice"):
         select_series(study, ["T1c", "T1c"], rules)
+
+
+# ------------------------------------------------------------------------------------------- frame of reference
+FLAIR = {"SeriesDescription": "AX FLAIR", "ScanningSequence": ["SE", "IR"], "RepetitionTime": 9000, "EchoTime": 120,
+         "InversionTime": 2500}
+
+
+def test_a_channel_only_in_another_frame_of_reference_is_refused(rules: dict) -> None:
+    t1c, flair = _series(**T1C), _series(for_uid="1.2.826.0.1.3680043.8.498.999", **FLAIR)
+    with pytest.raises(SeriesSelectionError, match=(
+        r"no series for channel 'FLAIR' .* lies in the frame of reference of the T1c reference, series .*"
+        rf"{flair.series_instance_uid}\) has FrameOfReferenceUID \(0020,0052\) 1\.2\.826\.0\.1\.3680043\.8\.498\.999, "
+        r"expected 1\.2\.826\.0\.1\.3680043\.8\.498\.3; .*not registered"
+    )) as info:
+        select_series(Study("1.2.3", (t1c, flair)), ["T1c", "FLAIR"], rules)
+    assert "score 4, FrameOfReferenceUID (0020,0052) 1.2.826.0.1.3680043.8.498.999" in str(info.value)
+
+
+def test_a_registered_match_is_preferred_to_a_better_one_in_another_frame(rules: dict,
+                                                                          caplog: pytest.LogCaptureFixture) -> None:
+    t1c = _series(**T1C)
+    elsewhere = _series(for_uid="1.2.826.0.1.3680043.8.498.999", **FLAIR)  # score 4
+    registered = _series(**{**FLAIR, "SeriesDescription": "AX T2 dark fluid reg", "ScanningSequence": "SE"})  # 2
+    with caplog.at_level(logging.INFO, logger="operators.core.selection"):
+        _, flair = select_series(Study("1.2.3", (t1c, elsewhere, registered)), ["T1c", "FLAIR"], rules)
+    assert flair.series is registered and flair.score == 2
+    assert f"better match {elsewhere.label()} lies in another FrameOfReferenceUID (0020,0052)" in caplog.text
