@@ -188,11 +188,7 @@ def load_model_spec(root: Path | str) -> ModelSpec:
     meta_file = root / METADATA_PATH
     if not meta_file.is_file():
         raise ModelSpecError(f"model folder {root}: {METADATA_PATH} is missing (expected a MONAI bundle layout)")
-    try:
-        meta = json.loads(meta_file.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ModelSpecError(f"model metadata {meta_file} is not valid JSON: {e}") from e
-    spec = parse_metadata(meta, root=root)
+    spec = parse_metadata(_read_metadata(meta_file), root=root)
     model_file = root / MODEL_PATH
     if not model_file.is_file():
         raise ModelSpecError(f"model folder {root}: {MODEL_PATH} is missing")
@@ -226,10 +222,23 @@ def find_model(models_root: Path | str, name: str | None = None, *, beside: Path
         raise ModelSpecError(f"model {name!r} named in the GTV model's metadata (preprocessing.brain_mask_model) "
                              f"not found in {' or '.join(str(c) for c in candidates)}")
     bundles = sorted(p for p in models_root.iterdir() if (p / METADATA_PATH).is_file())
-    gtv = [p for p in bundles if "GTV" in json.loads((p / METADATA_PATH).read_text()).get("labels", [])]
+    if not bundles:
+        raise ModelSpecError(f"model folder {models_root} holds no model bundle: neither {METADATA_PATH} nor "
+                             f"<name>/{METADATA_PATH} exists")
+    gtv = [p for p in bundles if "GTV" in _read_metadata(p / METADATA_PATH).get("labels", [])]
     if len(gtv) != 1:
         raise ModelSpecError(
             f"model folder {models_root}: expected exactly one bundle with label 'GTV', found "
-            f"{[p.name for p in gtv] or 'none'} among {[p.name for p in bundles] or 'no bundles'}"
+            f"{[p.name for p in gtv] or 'none'} among {[p.name for p in bundles]}"
         )
     return load_model_spec(gtv[0])
+
+
+def _read_metadata(path: Path) -> dict:
+    try:
+        meta = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ModelSpecError(f"model metadata {path} is not valid JSON: {e}") from e
+    if not isinstance(meta, dict):
+        raise ModelSpecError(f"model metadata {path} must hold a JSON object, found {type(meta).__name__}")
+    return meta

@@ -103,3 +103,16 @@ def test_find_model_in_a_folder_of_bundles(tmp_path):
     shutil.copytree(tmp_path / "models" / "gtv", tmp_path / "models" / "gtv2")
     with pytest.raises(ModelSpecError, match="expected exactly one bundle with label 'GTV'"):
         find_model(tmp_path / "models")
+
+
+def test_corrupt_metadata_in_a_folder_of_bundles(tmp_path):
+    root = write_bundle(tmp_path / "models" / "gtv")
+    (root / METADATA_PATH).write_text("{not json")
+    with pytest.raises(ModelSpecError, match=r"metadata\.json is not valid JSON"):
+        find_model(tmp_path / "models")
+
+
+def test_folder_without_bundles(tmp_path):
+    (tmp_path / "models" / "empty").mkdir(parents=True)
+    with pytest.raises(ModelSpecError, match="holds no model bundle"):
+        find_model(tmp_path / "models")
