@@ -1,0 +1,47 @@
+"""Brain-mask post-processing: largest component kept, enclosed holes filled (also slice by slice)."""
+
+import json
+
+import numpy as np
+import torch
+
+from operators.core.brain import extract_brain
+from operators.core.geometry import Grid, Volume
+from operators.core.model_spec import METADATA_PATH, MODEL_PATH, load_model_spec, sha256_of
+from operators.core.predictor import TorchScriptPredictor
+
+
+class Threshold(torch.nn.Module):
+    """Logit = 8 * (x - 0.5): 'brain' wherever the normalised image exceeds half an SD above its mean."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return 8.0 * (x[:, :1] - 0.5)
+
+
+def bundle(root):
+    (root / MODEL_PATH).parent.mkdir(parents=True)
+    (root / METADATA_PATH).parent.mkdir(parents=True)
+    torch.jit.script(Threshold()).save(str(root / MODEL_PATH))
+    (root / METADATA_PATH).write_text(json.dumps({
+        "name": "threshold", "version": "0", "labels": ["Brain"], "sha256": sha256_of(root / MODEL_PATH),
+        "preprocessing": {"channels": ["T1c"], "spacing_mm": [2, 2, 2], "orientation": "LPS",
+                          "normalisation": {"method": "zscore", "region": "nonzero", "clip": 5, "outside": 0},
+                          "patch_size": [32, 32, 32]},
+        "postprocessing": {"threshold": 0.5, "min_component_mm3": 0, "fill_holes": False},
+    }))
+    return load_model_spec(root)
+
+
+def test_largest_component_kept_and_holes_filled(tmp_path):
+    spec = bundle(tmp_path / "b")
+    grid = Grid.from_parts((40, 48, 48), origin=np.zeros(3), spacing=np.array([2.0, 2.0, 2.0]), direction=np.eye(3))
+    image = np.full(grid.shape, 1.0, np.float32)  # dim background (still non-zero: a head in air)
+    image[8:32, 8:40, 8:40] = 10.0  # the 'brain'
+    image[16:24, 20:28, 20:28] = 1.0  # a dark enclosed 'cavity' inside it
+    image[2:5, 2:5, 2:5] = 10.0  # a bright speck elsewhere (27 voxels)
+    mask = extract_brain(Volume(image, grid), spec, TorchScriptPredictor(spec, device="cpu")).array
+    assert not mask[2:5, 2:5, 2:5].any()  # the speck is not the largest component
+    assert mask[16:24, 20:28, 20:28].all()  # the cavity is filled
+    # the brain block itself is covered up to a voxel of interpolation at its faces
+    assert mask[9:31, 9:39, 9:39].all()
+    assert mask.sum() <= (26 * 34 * 34)
