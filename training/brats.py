@@ -20,7 +20,7 @@ import SimpleITK as sitk
 from operators.core.errors import InputDataError
 from operators.core.geometry import Grid, Volume, crop_grid, resample, volume_from_sitk
 from operators.core.model_spec import Preprocessing
-from operators.core.preprocess import to_model_input
+from operators.core.preprocess import CONTENT_MARGIN, content_box, to_model_input
 
 logger = logging.getLogger(__name__)
 
@@ -104,7 +104,7 @@ def skull_stripped_brain_mask(channels: Sequence[Volume]) -> Volume:
     return ref.with_array(mask)
 
 
-def prepare_case(case: BratsCase, pre: Preprocessing, *, margin: int = 4) -> PreparedCase:
+def prepare_case(case: BratsCase, pre: Preprocessing, *, margin: int = CONTENT_MARGIN) -> PreparedCase:
     """Bring a case onto the model grid and crop it to the non-zero (head) region plus ``margin`` voxels.
 
     When the model normalises inside a brain mask, BraTS's own skull stripping provides it
@@ -117,10 +117,8 @@ def prepare_case(case: BratsCase, pre: Preprocessing, *, margin: int = 4) -> Pre
     if case.seg_path is not None:
         core = read_tumour_core(case)
         label = resample(core.with_array(core.array.astype(np.float32)), grid).array > 0.5
-    nz = np.argwhere(np.any(image != pre.normalisation.outside, axis=0))
-    lo = np.maximum(nz.min(axis=0) - margin, 0)
-    hi = np.minimum(nz.max(axis=0) + 1 + margin, grid.shape)
-    sl = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi))
+    sl = content_box(image, pre.normalisation.outside, margin=margin)
+    lo, hi = tuple(s.start for s in sl), tuple(s.stop for s in sl)
     return PreparedCase(
         case_id=case.case_id,
         image=np.ascontiguousarray(image[(slice(None), *sl)]),

@@ -47,7 +47,10 @@ class Predictor(Protocol):
 
 
 def sliding_window(image: np.ndarray, spec: ModelSpec, forward: Callable, *, device="cpu", sw_batch_size: int = 2):
-    """Gaussian-weighted sliding-window logits over the training patch size, then sigmoid.
+    """Gaussian-weighted sliding-window logits over the training patch size, then sigmoid, on the content box.
+
+    Only the box around the image content (:func:`operators.core.preprocess.content_box`, as training crops its
+    cases) is inferred; probabilities outside it are 0.
 
     Args:
         forward: ``(N, C, *patch) torch tensor -> (N, L, *patch) logits``.
@@ -58,15 +61,20 @@ def sliding_window(image: np.ndarray, spec: ModelSpec, forward: Callable, *, dev
     import torch
     from monai.inferers import sliding_window_inference
 
+    from operators.core.preprocess import content_box
+
     pre = spec.preprocessing
-    x = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None].to(device)
+    box = content_box(image, float(pre.normalisation.outside))
+    out = np.zeros((len(spec.labels), *image.shape[1:]), dtype=np.float32)
+    x = torch.from_numpy(np.ascontiguousarray(image[(slice(None), *box)], dtype=np.float32))[None].to(device)
     with torch.inference_mode():
         logits = sliding_window_inference(
             x, roi_size=pre.patch_size, sw_batch_size=sw_batch_size, predictor=forward, overlap=pre.overlap,
             mode="gaussian", padding_mode="constant", cval=float(pre.normalisation.outside),
         )  # fmt: skip
         probs = torch.sigmoid(logits.float())[0]
-    return probs.cpu().numpy()
+    out[(slice(None), *box)] = probs.cpu().numpy()
+    return out
 
 
 class TorchScriptPredictor:

@@ -52,6 +52,25 @@ def check_extent(reference: Grid, pre: Preprocessing, *, name: str = "reference"
         )
 
 
+#: Voxels of model grid kept around the image content when cropping (training crops cases the same way).
+CONTENT_MARGIN = 4
+
+
+def content_box(image: np.ndarray, outside: float, *, margin: int = CONTENT_MARGIN) -> tuple[slice, slice, slice]:
+    """Slices ``(Z, Y, X)`` of the box around the voxels of a ``(C, Z, Y, X)`` image that differ from ``outside``
+    in any channel, plus ``margin``; the whole image when nothing differs.
+
+    The network only ever saw such boxes in training: windows of pure background normalise (GroupNorm) to noise
+    and give false positives, so inference runs on this box too.
+    """
+    nz = np.argwhere(np.any(image != outside, axis=0))
+    if nz.size == 0:
+        return tuple(slice(0, n) for n in image.shape[1:])  # type: ignore[return-value]
+    lo = np.maximum(nz.min(axis=0) - margin, 0)
+    hi = np.minimum(nz.max(axis=0) + 1 + margin, image.shape[1:])
+    return tuple(slice(int(a), int(b)) for a, b in zip(lo, hi))  # type: ignore[return-value]
+
+
 def model_grid_for(reference: Grid, pre: Preprocessing) -> Grid:
     """The model grid over a reference grid: model spacing and orientation, covering the reference's extent."""
     return covering_grid(reference, spacing=np.asarray(pre.spacing_mm), orientation=pre.orientation)
