@@ -143,7 +143,15 @@ def export_bundle(run_dir: str | Path, out: str | Path, *, name: str, version: s
         torch.jit.script(net).save(str(tmp / MODEL_PATH))
         sha = sha256_of(tmp / MODEL_PATH)
         export_onnx(net, tmp / ONNX_PATH, in_channels=config.in_channels, patch_size=config.preprocessing.patch_size)
-        facts = {"run": config.name, "best_epoch": history["best_epoch"],
+        if config.task in ("hippocampus", "brain"):
+            from training.source_data import TRAIN_MAP_NUMBERS, VALIDATION_MAP_NUMBERS
+
+            facts_data = {"training_label_maps": sorted(TRAIN_MAP_NUMBERS),
+                          "validation_label_maps": sorted(VALIDATION_MAP_NUMBERS),
+                          "validation": "Dice on synthetic images generated from the held-out label maps"}
+        else:
+            facts_data = {}
+        facts = {"run": config.name, "best_epoch": history["best_epoch"], **facts_data,
                  "best_validation_dice_model_grid": round(history["best_val_dice"], 4), "init": config.init,
                  **(training or {})}
         meta = build_metadata(config, name=name, version=version, sha256=sha, training=facts,
