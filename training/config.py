@@ -98,6 +98,7 @@ class PostprocessingConfig:
     threshold: float = 0.5
     min_component_mm3: float = 200.0
     fill_holes: bool = True
+    dilate_mm: float = 0.0
 
 
 @dataclass(frozen=True)

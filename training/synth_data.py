@@ -24,14 +24,46 @@ logger = logging.getLogger(__name__)
 TARGETS = {"hippocampus": "hippocampus", "brain": "brain"}
 
 
+FOV_PROB = 0.7
+
+
+def limit_field_of_view(image: np.ndarray, label: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray,
+                                                                                                   np.ndarray]:
+    """Zero everything outside a random slab, as a clinical stack covers only part of the head.
+
+    A 5 mm axial or oblique MR stack spans 100-160 mm; resampled onto the model grid, everything beyond it is exactly
+    0 (no data). The slab's normal lies within 25 degrees of a random array axis; it keeps 45-90 % of the extent.
+    ``image``, ``label``: ``(Z, Y, X)``; the label is zeroed outside too (no image, nothing to segment).
+    """
+    axis = np.zeros(3)
+    axis[rng.integers(3)] = 1.0
+    normal = axis + rng.normal(0, 0.25, 3)
+    normal /= np.linalg.norm(normal)
+    zz, yy, xx = np.meshgrid(*[np.arange(n) - n / 2 for n in image.shape], indexing="ij")
+    proj = zz * normal[0] + yy * normal[1] + xx * normal[2]
+    lo, hi = proj.min(), proj.max()
+    width = rng.uniform(0.45, 0.9) * (hi - lo)
+    start = rng.uniform(lo, hi - width)
+    keep = (proj >= start) & (proj <= start + width)
+    return np.where(keep, image, 0.0).astype(np.float32), np.where(keep, label, 0).astype(label.dtype)
+
+
 class NormalisedDataset(Dataset):
-    """Wraps a synthetic dataset and applies the model's intensity normalisation to each image."""
+    """Wraps a synthetic dataset and applies the model's intensity normalisation to each image.
+
+    For brain extraction, a random limited field of view (:func:`limit_field_of_view`) is applied first with
+    probability :data:`FOV_PROB`, seeded per (seed, epoch, index).
+    """
 
     def __init__(self, base: SynthHippocampusDataset, config: TrainConfig) -> None:
         self.base = base
         self.norm = preprocessing_spec(config.preprocessing).normalisation
+        self.limit_fov = config.task == "brain"
+        self.seed = config.seed
+        self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
         self.base.set_epoch(epoch)
 
     def __len__(self) -> int:
@@ -39,8 +71,13 @@ class NormalisedDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict:
         s = self.base[index]
-        image = normalise(s["image"][0].numpy(), self.norm)
-        return {"image": torch.from_numpy(image)[None], "label": s["label"]}
+        image, label = s["image"][0].numpy(), s["label"][0].numpy()
+        if self.limit_fov:
+            rng = np.random.default_rng([self.seed, self.epoch, index, 7])
+            if rng.random() < FOV_PROB:
+                image, label = limit_field_of_view(image, label, rng)
+        image = normalise(image, self.norm)
+        return {"image": torch.from_numpy(image)[None], "label": torch.from_numpy(label.astype(np.float32))[None]}
 
 
 def synth_config(config: TrainConfig) -> SynthConfig:
@@ -64,11 +101,13 @@ def synth_datasets(config: TrainConfig, *, rank: int = 0, world: int = 1) -> tup
     base = SynthHippocampusDataset(train_paths, sc, samples_per_epoch=max(config.data.samples_per_epoch // world, 1),
                                    seed=config.seed * 1000 + rank, mode=sc.contrast, target=target)
     norm = preprocessing_spec(config.preprocessing).normalisation
-    val = [
-        {"image": normalise(s["image"][0].numpy(), norm)[None], "label": s["label"][0].numpy().astype(np.uint8)}
-        for s in fixed_validation_set(val_paths, sc, config.seed, config.data.validation_per_map, mode=sc.contrast,
-                                      target=target)
-    ]
+    val = []
+    for n, s in enumerate(fixed_validation_set(val_paths, sc, config.seed, config.data.validation_per_map,
+                                               mode=sc.contrast, target=target)):
+        image, label = s["image"][0].numpy(), s["label"][0].numpy().astype(np.uint8)
+        if config.task == "brain" and n % 2 == 1:  # half the validation volumes with a limited field of view
+            image, label = limit_field_of_view(image, label, np.random.default_rng([config.seed, n, 7]))
+        val.append({"image": normalise(image, norm)[None], "label": label})
     logger.info("synthetic %s data: %d training maps, %d validation volumes from %d held-out maps", config.task,
                 len(train_paths), len(val), len(val_paths))
     return NormalisedDataset(base, config), val

@@ -63,11 +63,14 @@ class Postprocessing:
     threshold: probability above which a voxel is foreground.
     min_component_mm3: connected components smaller than this are dropped.
     fill_holes: fill enclosed holes (3-D) in each output mask.
+    dilate_mm: grow each output mask by this distance (mm, physical spacing); the brain model uses it as a safety
+        margin so that tumour at the brain surface stays inside the mask.
     """
 
     threshold: float = 0.5
     min_component_mm3: float = 0.0
     fill_holes: bool = True
+    dilate_mm: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -171,6 +174,7 @@ def parse_metadata(meta: dict, *, root: Path) -> ModelSpec:
             threshold=float(post.get("threshold", 0.5)),
             min_component_mm3=float(post.get("min_component_mm3", 0.0)),
             fill_holes=bool(post.get("fill_holes", True)),
+            dilate_mm=float(post.get("dilate_mm", 0.0)),
         ),
         metadata=meta,
     )

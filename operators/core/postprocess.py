@@ -30,7 +30,7 @@ class PostprocessResult:
 
 
 def postprocess(probability: Volume, spec: Postprocessing, *, within: np.ndarray | None = None) -> PostprocessResult:
-    """Threshold, drop small connected components (26-connectivity), fill enclosed holes.
+    """Threshold, drop small connected components (26-connectivity), fill enclosed holes, dilate.
 
     Args:
         probability: ``(Z, Y, X)`` float probabilities.
@@ -58,6 +58,10 @@ def postprocess(probability: Volume, spec: Postprocessing, *, within: np.ndarray
         filled = ndimage.binary_fill_holes(mask)
         filled_mm3 = float((filled & ~mask).sum() * voxel_mm3)
         mask = filled
+    if spec.dilate_mm > 0 and mask.any():
+        # distance (mm, physical spacing per array axis) from every voxel to the mask
+        dist = ndimage.distance_transform_edt(~mask, sampling=probability.grid.spacing[::-1])
+        mask = dist <= spec.dilate_mm
     return PostprocessResult(
         mask=probability.with_array(mask), removed_components=removed, removed_mm3=removed_mm3, filled_mm3=filled_mm3
     )

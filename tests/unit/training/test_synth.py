@@ -195,3 +195,17 @@ def test_save_preview_writes_a_png(map02: Volume, tmp_path: Path) -> None:
     out = save_preview(tmp_path / "preview.png", [map02], replace(SMALL, shape=(40, 48, 40)), [0])
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert [p.name for p in tmp_path.iterdir()] == ["preview.png"]
+
+
+def test_limited_field_of_view_zeroes_outside_a_slab():
+    from training.synth_data import limit_field_of_view
+
+    rng = np.random.default_rng(3)
+    image = np.ones((30, 40, 36), np.float32)
+    label = np.ones((30, 40, 36), np.uint8)
+    im2, lab2 = limit_field_of_view(image, label, rng)
+    kept = im2 > 0
+    assert 0.3 < kept.mean() < 0.95  # 45-90 % of the extent along a near-axial normal
+    np.testing.assert_array_equal(kept, lab2 > 0)
+    again = limit_field_of_view(image, label, np.random.default_rng(3))[0]
+    np.testing.assert_array_equal(again, im2)

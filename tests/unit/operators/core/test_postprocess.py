@@ -34,3 +34,14 @@ def test_within_region_clips_output():
     within[:2] = True
     out = postprocess(Volume(p, g), Postprocessing(min_component_mm3=0, fill_holes=False), within=within)
     assert out.mask.array.sum() == 32 and not out.mask.array[2:].any()
+
+
+def test_dilation_is_in_millimetres_with_anisotropic_spacing():
+    g = grid((21, 21, 21), spacing=(1.0, 2.0, 0.5))  # (x, y, z) = (1, 2, 0.5) mm
+    p = np.zeros(g.shape, np.float32)
+    p[10, 10, 10] = 0.9
+    out = postprocess(Volume(p, g), Postprocessing(min_component_mm3=0, fill_holes=False, dilate_mm=2.0)).mask.array
+    # along z (array axis 0, 0.5 mm) 2 mm = 4 voxels; along y (2 mm) 1 voxel; along x (1 mm) 2 voxels
+    assert out[6:15, 10, 10].all() and not out[5, 10, 10] and not out[15, 10, 10]
+    assert out[10, 9:12, 10].all() and not out[10, 8, 10]
+    assert out[10, 10, 8:13].all() and not out[10, 10, 7]

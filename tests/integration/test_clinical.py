@@ -1,0 +1,41 @@
+"""The bundled models on the real, non-skull-stripped GBM studies (issue 7), against their MaskTumor series.
+
+Measured through the app's own code path (training.dicom_eval). The studies are post-operative: MaskTumor is the
+enhancing tumour around a resection cavity, not a pre-operative GTV (see README, "Accuracy on clinical DICOM").
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from training.dicom_eval import APP_RULES, evaluate_study, find_studies
+from operators.core.selection import load_rules
+
+pytestmark = pytest.mark.integration
+
+REPO_MODELS = __import__("pathlib").Path(__file__).resolve().parents[2] / "models"
+
+
+@pytest.fixture(scope="module")
+def results(shared_data):
+    studies = find_studies(shared_data / "tcia-brain-tumor-progression")
+    assert len(studies) == 3
+    rules = load_rules(APP_RULES)
+    return {s.name: evaluate_study(s, REPO_MODELS, rules, device="cpu") for s in studies}
+
+
+def test_brain_mask_covers_the_tumour(results):
+    for name, r in results.items():
+        assert r["reference_in_brain_fraction"] >= 0.99, f"{name}: {r['reference_in_brain_fraction']:.4f}"
+
+
+def test_no_gtv_outside_the_brain(results):
+    for name, r in results.items():
+        assert r["gtv_outside_brain_cm3"] == 0.0, name
+        assert 900 < r["brain_cm3"] < 2000, f"{name}: brain {r['brain_cm3']:.0f} cm3"
+
+
+def test_gtv_overlaps_the_reference(results):
+    dsc = [r["dsc"] for r in results.values()]
+    assert np.mean(dsc) >= MIN_MEAN_DICE, f"Dice vs MaskTumor {np.round(dsc, 3).tolist()}"
