@@ -13,6 +13,9 @@ from operators.core.model_spec import ModelSpec
 from operators.core.predictor import Predictor
 from operators.core.record import RunRecord
 
+#: Plausible brain-mask volumes (cm3) for a whole adult brain in the field of view, margin included.
+BRAIN_CM3 = (700, 2500)
+
 
 class BrainExtractionOperator(GtvOperator):
     """Input ``IN_VOLUMES``: :class:`ChannelVolumes`. Output ``OUT_VOLUMES``: the same with ``brain_mask`` set."""
@@ -36,7 +39,9 @@ class BrainExtractionOperator(GtvOperator):
         volume_cm3 = float(mask.array.sum() * mask.grid.voxel_volume_mm3 / 1000)
         self.record.decisions["brain_volume_cm3"] = round(volume_cm3, 1)
         self.record.decisions["brain_model"] = self.model.identity()
-        if not 700 <= volume_cm3 <= 2200:
-            self.record.warn(f"brain mask volume {volume_cm3:.0f} cm3 is outside the usual adult range "
-                             "(700-2200 cm3): check the brain extraction and the field of view")
+        # adult intracranial volume is about 1100-1800 cm3; the mask carries the model's safety margin on top
+        if not BRAIN_CM3[0] <= volume_cm3 <= BRAIN_CM3[1]:
+            self.record.warn(f"brain mask volume {volume_cm3:.0f} cm3 is outside the expected range "
+                             f"({BRAIN_CM3[0]}-{BRAIN_CM3[1]} cm3 with its margin): check the brain extraction "
+                             "and the field of view")
         op_output.emit(dataclasses.replace(case, brain_mask=mask), self.OUT_VOLUMES)

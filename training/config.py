@@ -99,6 +99,7 @@ class PostprocessingConfig:
     min_component_mm3: float = 200.0
     fill_holes: bool = True
     dilate_mm: float = 0.0
+    min_component_fraction: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -63,6 +63,8 @@ class Postprocessing:
     threshold: probability above which a voxel is foreground.
     min_component_mm3: connected components smaller than this are dropped.
     fill_holes: fill enclosed holes (3-D) in each output mask.
+    min_component_fraction: components smaller than this fraction of the largest one are dropped (glioblastoma is
+        usually one lesion; small distant components are mostly enhancing vessels and dura).
     dilate_mm: grow each output mask by this distance (mm, physical spacing); the brain model uses it as a safety
         margin so that tumour at the brain surface stays inside the mask.
     """
@@ -71,6 +73,7 @@ class Postprocessing:
     min_component_mm3: float = 0.0
     fill_holes: bool = True
     dilate_mm: float = 0.0
+    min_component_fraction: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -175,6 +178,7 @@ def parse_metadata(meta: dict, *, root: Path) -> ModelSpec:
             min_component_mm3=float(post.get("min_component_mm3", 0.0)),
             fill_holes=bool(post.get("fill_holes", True)),
             dilate_mm=float(post.get("dilate_mm", 0.0)),
+            min_component_fraction=float(post.get("min_component_fraction", 0.0)),
         ),
         metadata=meta,
     )

@@ -43,16 +43,16 @@ def postprocess(probability: Volume, spec: Postprocessing, *, within: np.ndarray
     voxel_mm3 = probability.grid.voxel_volume_mm3
     removed = 0
     removed_mm3 = 0.0
-    if spec.min_component_mm3 > 0 and mask.any():
+    if (spec.min_component_mm3 > 0 or spec.min_component_fraction > 0) and mask.any():
         labels, n = ndimage.label(mask, structure=np.ones((3, 3, 3), dtype=bool))
         sizes = np.bincount(labels.ravel())[1:] * voxel_mm3
-        small = np.flatnonzero(sizes < spec.min_component_mm3) + 1
+        limit = max(spec.min_component_mm3, spec.min_component_fraction * sizes.max())
+        small = np.flatnonzero(sizes < limit) + 1
         if small.size:
             mask[np.isin(labels, small)] = False
             removed = int(small.size)
             removed_mm3 = float(sizes[small - 1].sum())
-            logger.info("dropped %d component(s) under %.0f mm3 (%.0f mm3 in all)", removed, spec.min_component_mm3,
-                        removed_mm3)
+            logger.info("dropped %d component(s) under %.0f mm3 (%.0f mm3 in all)", removed, limit, removed_mm3)
     filled_mm3 = 0.0
     if spec.fill_holes and mask.any():
         filled = ndimage.binary_fill_holes(mask)

@@ -6,15 +6,20 @@ enhancing tumour around a resection cavity, not a pre-operative GTV (see README,
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
-from training.dicom_eval import APP_RULES, evaluate_study, find_studies
 from operators.core.selection import load_rules
+from training.dicom_eval import APP_RULES, evaluate_study, find_studies
 
 pytestmark = pytest.mark.integration
 
-REPO_MODELS = __import__("pathlib").Path(__file__).resolve().parents[2] / "models"
+REPO_MODELS = Path(__file__).resolve().parents[2] / "models"
+#: Issue 7 asks for a mean Dice of 0.70 against MaskTumor; the bundled models reach 0.354 (0.276, 0.455, 0.330),
+#: so that issue stays open. This floor guards what is reached against regressions.
+MIN_MEAN_DICE = 0.30
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +38,7 @@ def test_brain_mask_covers_the_tumour(results):
 def test_no_gtv_outside_the_brain(results):
     for name, r in results.items():
         assert r["gtv_outside_brain_cm3"] == 0.0, name
-        assert 900 < r["brain_cm3"] < 2000, f"{name}: brain {r['brain_cm3']:.0f} cm3"
+        assert 1000 < r["brain_cm3"] < 2500, f"{name}: brain {r['brain_cm3']:.0f} cm3 (4 mm margin included)"
 
 
 def test_gtv_overlaps_the_reference(results):
