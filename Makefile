@@ -37,6 +37,9 @@ test: install system-deps
 test-fast: install
 	ulimit -s 32768; $(BIN)/python -m pytest -q -ra -m "not integration and not slow"
 
+bench: install
+	ulimit -s 32768; mkdir -p output; $(BIN)/python tools/bench.py --out output/bench.json
+
 lint: install
 	$(BIN)/ruff check app operators training tests
 
