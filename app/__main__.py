@@ -61,19 +61,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = resolve(args, os.environ)
         from app.app import GtvContourApp
-        from operators.core.model_spec import find_model
-        from operators.core.predictor import make_predictor
+        from operators.core.predictor import load_models
         from operators.core.record import RunRecord
         from operators.core.selection import load_rules
 
         record = RunRecord()
         with record.stage("model_load"):
-            spec = find_model(config.models)
-            predictor = make_predictor(spec, backend=config.backend, device=config.device)
-            brain = None
-            if spec.preprocessing.brain_mask_model:
-                brain_spec = find_model(config.models, spec.preprocessing.brain_mask_model, beside=spec.root)
-                brain = (brain_spec, make_predictor(brain_spec, backend=config.backend, device=config.device))
+            spec, predictor, brain = load_models(config.models, backend=config.backend, device=config.device)
         rules = load_rules(config.rules)
         created_output = not config.output.exists()
         config.output.mkdir(parents=True, exist_ok=True)

@@ -75,9 +75,8 @@ def ours(study: Path, models: Path, backend: str, device: str, repeat: int) -> t
     from operators.core.brain import extract_brain
     from operators.core.dicom_io import choose_study, scan_folder
     from operators.core.labels import structure
-    from operators.core.model_spec import find_model
     from operators.core.postprocess import postprocess
-    from operators.core.predictor import make_predictor
+    from operators.core.predictor import load_models
     from operators.core.preprocess import align_to_reference, to_model_input, to_reference
     from operators.core.rtstruct import build_rtstruct
     from operators.core.seg import build_seg
@@ -85,12 +84,7 @@ def ours(study: Path, models: Path, backend: str, device: str, repeat: int) -> t
     from operators.core.series_volume import series_to_volume
 
     r: dict = {}
-    spec = timed(r, "model_load", lambda: find_model(models), 1)
-    predictor = timed(r, "predictor_init", lambda: make_predictor(spec, backend=backend, device=device), 1)
-    brain = None
-    if spec.preprocessing.brain_mask_model:
-        bspec = find_model(models, spec.preprocessing.brain_mask_model, beside=spec.root)
-        brain = (bspec, make_predictor(bspec, backend=backend, device=device))
+    spec, predictor, brain = timed(r, "model_load", lambda: load_models(models, backend=backend, device=device), 1)
     rules = load_rules(DEFAULT_RULES)
     channels = spec.preprocessing.channels
     st = timed(r, "load", lambda: choose_study(scan_folder(study), channels=channels, rules=rules), repeat)
@@ -196,7 +190,7 @@ def main() -> None:
         **extra["info"],
         "stages": stages,
         "stages_total_seconds": round(sum(v["seconds"] for k, v in stages.items()
-                                          if k not in ("model_load", "predictor_init")), 3),
+                                          if k != "model_load"), 3),
         "sdk_stock": sdk,
         # The SDK's loader reads pixel data while loading, ours only headers (pixels in to_volume): compare the
         # two stages together.

@@ -20,9 +20,9 @@ from pathlib import Path
 
 from operators.core.brain import extract_brain
 from operators.core.dicom_io import choose_study, scan_folder
-from operators.core.model_spec import find_model
+from operators.core.dicom_series import Study
 from operators.core.postprocess import postprocess
-from operators.core.predictor import make_predictor
+from operators.core.predictor import load_models
 from operators.core.preprocess import align_to_reference, to_model_input, to_reference
 from operators.core.selection import load_rules, select_series
 from operators.core.series_volume import series_to_volume
@@ -38,30 +38,27 @@ def find_studies(root: Path) -> list[Path]:
     return sorted(p.parent for p in Path(root).rglob("MaskTumor") if p.is_dir())
 
 
-def reference_mask(study_dir: Path):
+def reference_mask(study: Study):
     """The study's Secondary Capture tumour mask as a bool volume (on its own grid, the T1post grid here)."""
-    study = scan_folder(study_dir)[0]
     sc = [s for s in study.series if s.sop_class_uid == SC_SOP_CLASS]
     if len(sc) != 1:
-        raise ValueError(f"{study_dir}: expected one Secondary Capture mask series, found {len(sc)}")
+        raise ValueError(f"study {study.study_instance_uid}: expected one Secondary Capture mask series, "
+                         f"found {len(sc)}")
     vol, _ = series_to_volume(sc[0])
     return vol.with_array(vol.array > 0)
 
 
-def evaluate_study(study_dir: Path, models: Path, rules: dict, *, device: str = "auto") -> dict:
-    spec = find_model(models)
-    predictor = make_predictor(spec, device=device)
+def evaluate_study(study_dir: Path, models: tuple, rules: dict) -> dict:
+    """Metrics of one study; ``models`` as :func:`operators.core.predictor.load_models` returns them."""
+    spec, predictor, brain_model = models
     channels = spec.preprocessing.channels
     study = choose_study(scan_folder(study_dir), channels=channels, rules=rules)
     selected = select_series(study, channels, rules)
     vols = align_to_reference([series_to_volume(s.series)[0] for s in selected], channels)
-    ref = reference_mask(study_dir)
+    ref = reference_mask(study)
     if not ref.grid.same_as(vols[0].grid):
         raise ValueError(f"{study_dir}: MaskTumor is not on the T1c grid")
-    brain = None
-    if spec.preprocessing.brain_mask_model:
-        bspec = find_model(models, spec.preprocessing.brain_mask_model, beside=spec.root)
-        brain = extract_brain(vols[0], bspec, make_predictor(bspec, device=device))
+    brain = extract_brain(vols[0], *brain_model) if brain_model is not None else None
     image, grid = to_model_input(vols, spec.preprocessing, names=channels, brain_mask=brain)
     probs = to_reference(predictor.predict(image), grid, vols[0].grid)[0]
     unrestricted = postprocess(vols[0].with_array(probs), spec.postprocessing).mask.array
@@ -88,13 +85,14 @@ def evaluate_dicom(models: str | Path, data: str | Path, out: str | Path, *, rul
                    device: str = "auto") -> dict:
     """Evaluate every study under ``data``; write ``out/metrics.json`` and return it."""
     rules_dict = load_rules(rules)
+    loaded = load_models(models, device=device)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     studies = find_studies(Path(data))
     per = {}
     for s in studies:
         name = str(s.relative_to(data))
-        per[name] = evaluate_study(s, Path(models), rules_dict, device=device)
+        per[name] = evaluate_study(s, loaded, rules_dict)
         logger.info("%s: %s", name, {k: round(v, 4) if isinstance(v, float) else v for k, v in per[name].items()})
     result = {"models": str(models), "studies": per,
               "summary": {k: summarise([v[k] for v in per.values() if v[k] is not None])

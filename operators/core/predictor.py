@@ -26,7 +26,7 @@ from typing import Protocol
 import numpy as np
 
 from operators.core.errors import ModelSpecError
-from operators.core.model_spec import ModelSpec
+from operators.core.model_spec import ModelSpec, find_model
 
 logger = logging.getLogger(__name__)
 
@@ -233,3 +233,16 @@ def make_predictor(spec: ModelSpec, *, backend: str = "auto", device: str = "aut
     if backend == "onnxruntime":
         return OnnxRuntimePredictor(spec)
     return TensorRTPredictor(spec, cache_dir=cache_dir)
+
+
+def load_models(models_root: Path | str, *, backend: str = "auto", device: str = "auto"
+                ) -> tuple[ModelSpec, Predictor, tuple[ModelSpec, Predictor] | None]:
+    """The GTV bundle in ``models_root`` and its predictor, plus the brain-extraction bundle and predictor its
+    metadata names (``preprocessing.brain_mask_model``), or None when it names none. Every hash is verified."""
+    spec = find_model(models_root)
+    predictor = make_predictor(spec, backend=backend, device=device)
+    brain = None
+    if spec.preprocessing.brain_mask_model:
+        brain_spec = find_model(models_root, spec.preprocessing.brain_mask_model, beside=spec.root)
+        brain = (brain_spec, make_predictor(brain_spec, backend=backend, device=device))
+    return spec, predictor, brain

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from operators.core.predictor import load_models
 from operators.core.selection import load_rules
 from training.dicom_eval import APP_RULES, evaluate_study, find_studies
 
@@ -27,7 +28,8 @@ def results(shared_data):
     studies = find_studies(shared_data / "tcia-brain-tumor-progression")
     assert len(studies) == 3
     rules = load_rules(APP_RULES)
-    return {s.name: evaluate_study(s, REPO_MODELS, rules, device="cpu") for s in studies}
+    models = load_models(REPO_MODELS, device="cpu")
+    return {s.name: evaluate_study(s, models, rules) for s in studies}
 
 
 def test_brain_mask_covers_the_tumour(results):
