@@ -166,6 +166,52 @@ def end_to_end(study: Path, models: Path, backend: str, device: str, repeat: int
             "app_stages": report["stages"]}
 
 
+def core_once(study: Path, models: Path, backend: str, device: str, out: Path) -> None:
+    """The app's whole path once, in this process, without the Holoscan graph: models, DICOM in, SEG and RTSTRUCT
+    out. Timed from outside (process start to files written) where Holoscan is not installed (the GPU machine)."""
+    from app.config import DEFAULT_RULES
+    from operators.core.brain import extract_brain
+    from operators.core.contour import contour
+    from operators.core.dicom_io import choose_study, scan_folder
+    from operators.core.labels import structure
+    from operators.core.predictor import load_models
+    from operators.core.preprocess import align_to_reference
+    from operators.core.rtstruct import build_rtstruct
+    from operators.core.seg import build_seg
+    from operators.core.selection import load_rules, select_series
+    from operators.core.series_volume import series_to_volume
+
+    spec, predictor, brain = load_models(models, backend=backend, device=device)
+    rules = load_rules(DEFAULT_RULES)
+    channels = spec.preprocessing.channels
+    st = choose_study(scan_folder(study), channels=channels, rules=rules)
+    built = [series_to_volume(s.series) for s in select_series(st, channels, rules)]
+    vols = align_to_reference([v for v, _ in built], channels)
+    mask = extract_brain(vols[0], *brain) if brain is not None else None
+    gtv = contour(vols, spec, predictor, brain_mask=mask)[0].mask
+    out.mkdir(parents=True, exist_ok=True)
+    model = spec.identity()
+    build_seg([gtv], built[0][1], structures=[structure("GTV")], model=model).save_as(out / "gtv_seg.dcm",
+                                                                                  enforce_file_format=True)
+    build_rtstruct(gtv, built[0][1], structure=structure("GTV"), model=model).save_as(
+        out / "gtv_rtstruct.dcm", enforce_file_format=True)
+
+
+def end_to_end_core(study: Path, models: Path, backend: str, device: str, repeat: int) -> dict:
+    """Process start to SEG and RTSTRUCT written, the core path without Holoscan (:func:`core_once`)."""
+    times = []
+    for _ in range(repeat):
+        with tempfile.TemporaryDirectory() as d:
+            t0 = time.perf_counter()
+            p = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--core-once", str(Path(d) / "out"),
+                                "--study", str(study), "--models", str(models), "--backend", backend, "--device",
+                                device], cwd=REPO, capture_output=True, text=True)
+            times.append(time.perf_counter() - t0)
+            if p.returncode != 0 or not (Path(d) / "out" / "gtv_rtstruct.dcm").is_file():
+                raise SystemExit(f"core path failed: {p.stderr[-2000:]}")
+    return {"seconds": round(statistics.median(times), 3), "runs": [round(t, 3) for t in times]}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--study", type=Path, default=DEFAULT_STUDY)
@@ -176,8 +222,15 @@ def main() -> None:
     p.add_argument("--out", type=Path)
     p.add_argument("--skip-sdk", action="store_true", help="skip the SDK stock operators (need Holoscan)")
     p.add_argument("--skip-process", action="store_true", help="skip the whole-app process run (needs Holoscan)")
+    p.add_argument("--core-process", action="store_true",
+                   help="also time the core path as a process without Holoscan (process start to outputs written)")
+    p.add_argument("--process-repeat", type=int, help="runs of each whole-process timing (default: --repeat)")
+    p.add_argument("--core-once", type=Path, metavar="OUT", help=argparse.SUPPRESS)
     a = p.parse_args()
     os.environ.setdefault("HOLOSCAN_LOG_LEVEL", "ERROR")
+    if a.core_once:
+        core_once(a.study, a.models, a.backend, a.device, a.core_once)
+        return
     import torch
 
     stages, extra = ours(a.study, a.models, a.backend, a.device, a.repeat)
@@ -200,7 +253,9 @@ def main() -> None:
             "seg": round(sdk["sdk_seg"]["seconds"] / stages["seg"]["seconds"], 2),
         },
         "end_to_end_process": None if a.skip_process else end_to_end(a.study, a.models, a.backend, a.device,
-                                                                     a.repeat),
+                                                                     a.process_repeat or a.repeat),
+        "end_to_end_core_process": end_to_end_core(a.study, a.models, a.backend, a.device,
+                                                   a.process_repeat or a.repeat) if a.core_process else None,
     }
     text = json.dumps(result, indent=2)
     print(text)

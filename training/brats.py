@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import SimpleITK as sitk
 
 from operators.core.errors import InputDataError
 from operators.core.geometry import Grid, Volume, crop_grid, resample, volume_from_sitk
@@ -80,6 +79,8 @@ def find_cases(root: str | Path, channels: Sequence[str], *, case_ids: Sequence[
 
 
 def read_volume(path: Path) -> Volume:
+    import SimpleITK as sitk
+
     try:
         return volume_from_sitk(sitk.ReadImage(str(path)))
     except RuntimeError as e:

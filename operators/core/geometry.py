@@ -10,17 +10,21 @@ Conventions, used everywhere in this project:
 * A grid's direction is orthonormal. DICOM stacks that are sheared (gantry tilt) are refused when the volume is
   built, not here.
 
-Resampling is written once, in :func:`resample`, on SimpleITK.
+Resampling is written once, in :func:`resample`, on SimpleITK (imported where used: code that only handles
+arrays on a known grid, such as training from a prepared cache, runs without it).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
-import SimpleITK as sitk
 
 from operators.core.errors import GeometryError
+
+if TYPE_CHECKING:
+    import SimpleITK as sitk
 
 ORIENTATIONS: dict[str, np.ndarray] = {
     # Direction cosines (columns: +i, +j, +k) in LPS for the orientation codes the model metadata may name.
@@ -149,6 +153,8 @@ class Volume:
 
 def grid_to_sitk(grid: Grid, array: np.ndarray | None = None) -> sitk.Image:
     """A SimpleITK image with the grid's geometry; pixels from ``array`` ``(Z, Y, X)`` or zeros."""
+    import SimpleITK as sitk
+
     if array is None:
         image = sitk.Image([grid.shape[2], grid.shape[1], grid.shape[0]], sitk.sitkUInt8)
     else:
@@ -175,16 +181,15 @@ def volume_to_sitk(volume: Volume) -> sitk.Image:
 
 
 def volume_from_sitk(image: sitk.Image, *, frame_of_reference_uid: str | None = None) -> Volume:
+    import SimpleITK as sitk
+
     return Volume(
         array=sitk.GetArrayFromImage(image), grid=grid_from_sitk(image), frame_of_reference_uid=frame_of_reference_uid
     )
 
 
-_INTERPOLATORS = {
-    "linear": sitk.sitkLinear,
-    "nearest": sitk.sitkNearestNeighbor,
-    "bspline": sitk.sitkBSpline,
-}
+#: SimpleITK interpolator attribute per interpolation name.
+_INTERPOLATORS = {"linear": "sitkLinear", "nearest": "sitkNearestNeighbor", "bspline": "sitkBSpline"}
 
 
 def resample(volume: Volume, target: Grid, *, interpolation: str = "linear", fill: float = 0.0) -> Volume:
@@ -202,6 +207,8 @@ def resample(volume: Volume, target: Grid, *, interpolation: str = "linear", fil
     """
     if interpolation not in _INTERPOLATORS:
         raise ValueError(f"interpolation must be one of {sorted(_INTERPOLATORS)}, found {interpolation!r}")
+    import SimpleITK as sitk
+
     src = volume.array
     if interpolation != "nearest":
         src = src.astype(np.float32, copy=False)
@@ -209,9 +216,8 @@ def resample(volume: Volume, target: Grid, *, interpolation: str = "linear", fil
         src = src.astype(np.uint8)
     source = grid_to_sitk(volume.grid, src)
     pixel_type = source.GetPixelID() if interpolation == "nearest" else sitk.sitkFloat32
-    out = sitk.Resample(
-        source, grid_to_sitk(target), sitk.Transform(), _INTERPOLATORS[interpolation], float(fill), pixel_type
-    )
+    interpolator = getattr(sitk, _INTERPOLATORS[interpolation])
+    out = sitk.Resample(source, grid_to_sitk(target), sitk.Transform(), interpolator, float(fill), pixel_type)
     array = sitk.GetArrayFromImage(out)
     if volume.array.dtype == bool and interpolation == "nearest":
         array = array.astype(bool)

@@ -1,17 +1,30 @@
 #!/usr/bin/env bash
-# The GPU check for issue 5, prepared for ONE call of the device tool (15 minutes a session; see README).
+# The GPU benchmark for issue 5, for ONE call of the device tool (15 minutes a session; see README):
 #
-# Here, before the call (once):   tools/gpu/prepare.sh      # wheels into .whl/, a compact study into .gpudata/
-# The call:  run(command="bash tools/gpu/check.sh", carry=[".whl", ".gpudata"], timeout_s=540)
+#   here, once:   tools/gpu/prepare.sh
+#   the call:     run(command="bash tools/gpu/check.sh", carry=[".whl", ".gpudata/study.tar.xz"], timeout_s=420)
 #
-# The GPU machine has torch 2.11 (CUDA 13), no TensorRT, no Holoscan: this times the app's stages in-process
-# (tools/bench.py --skip-sdk --skip-process) with TorchScript fp16 on CUDA, then the same on its CPU for reference.
-set -euo pipefail
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
+# The GPU machine has torch (CUDA), no TensorRT, no Holoscan. It times the app's stages in-process with TorchScript
+# fp16 on CUDA, the core path as a process (start to SEG/RTSTRUCT written), the networks alone on the 240x240x155
+# reference grid (eager fp32, fp16, TorchScript, torch.compile), and the stages on that machine's CPU.
+set -uo pipefail
+exec > >(tee "$OUT/check.log") 2>&1
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/py/*.whl || exit 1
+tar xJf .whl/sitk.tar.xz -C /tmp/site || exit 1
+mkdir -p /tmp/study && tar xJf .gpudata/study.tar.xz -C /tmp/study || exit 1
 export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT/gpu.txt"
-study=.gpudata/PGBM-001/1992-04-02
-python3 tools/bench.py --study "$study" --device cuda --backend torchscript --repeat 10 --skip-sdk --skip-process \
-  --out "$OUT/bench_cuda_torchscript_fp16.json"
-python3 tools/bench.py --study "$study" --device cpu --backend torchscript --repeat 3 --skip-sdk --skip-process \
-  --out "$OUT/bench_gpu_host_cpu.json"
+# DEV, REPEAT, NETS, VARIANTS: a dry run on a CPU machine (DEV=cpu REPEAT=1 NETS=bundle VARIANTS=eager)
+DEV=${DEV:-cuda} REPEAT=${REPEAT:-10}
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
+python3 -c "import torch, monai, SimpleITK; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(),
+'monai', monai.__version__, 'sitk', SimpleITK.Version_VersionString(), 'cpus', __import__('os').cpu_count())"
+echo "== app stages, TorchScript fp16 on CUDA"
+timeout 150 python3 tools/bench.py --study /tmp/study --device "$DEV" --backend torchscript --repeat "$REPEAT" \
+  --skip-sdk --skip-process --core-process --process-repeat 3 --out "$OUT/bench_cuda.json" > /dev/null
+echo "== networks alone on the 240x240x155 reference grid"
+timeout 200 python3 tools/infer_bench.py --device "$DEV" --repeat "$REPEAT" --networks "${NETS:-bundle,reference}" \
+  --variants "${VARIANTS:-eager,fp16,torchscript,compile}" --out "$OUT/infer_cuda.json" > /dev/null
+echo "== app stages on this machine's CPU"
+timeout 60 python3 tools/bench.py --study /tmp/study --device cpu --backend torchscript --repeat "${CPU_REPEAT:-3}" \
+  --skip-sdk --skip-process --out "$OUT/bench_gpu_host_cpu.json" > /dev/null
+echo "== done in $SECONDS s"

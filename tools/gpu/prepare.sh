@@ -1,17 +1,31 @@
 #!/usr/bin/env bash
-# Wheels the GPU machine lacks (Python 3.12 there) and a compact copy of one study, both in ignored folders.
+# What the GPU machine lacks, packed small enough to travel with the repository (64 MiB a call), in ignored folders.
+#   .whl/py/          pure-Python wheels it lacks (monai, pydicom, highdicom); torch, numpy, scipy, psutil are there
+#   .whl/sitk.tar.xz  SimpleITK unpacked and xz-compressed (its wheel is 53 MB, the xz 29 MB)
+#   .gpudata/study.tar.xz  T1post and FLAIRreg of PGBM-001/1992-04-02 (the benchmark study)
+#   .gpudata/train/   the prepared 2 mm BraTS cases (training cache) and the hippocampus-pretrained checkpoint
+# The benchmark call carries .whl and .gpudata/study.tar.xz; the training call .whl/py and .gpudata/train.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-grep -qx '/.whl/' .git/info/exclude || echo '/.whl/' >> .git/info/exclude
-grep -qx '/.gpudata/' .git/info/exclude || echo '/.gpudata/' >> .git/info/exclude
-rm -rf .whl && mkdir -p .whl .gpudata
-plat=(--platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64
-      --platform manylinux2014_x86_64 --platform manylinux1_x86_64)
-for req in monai==1.6.1 SimpleITK==2.5.7 pydicom==3.0.2 highdicom==0.28.2 pylibjpeg==2.1.0 \
-           pylibjpeg-libjpeg==2.5.0 pylibjpeg-openjpeg==2.6.0 pyjpegls==1.5.1 scikit-image==0.26.0 \
-           psutil==7.2.2 PyYAML==6.0.4 typing-extensions lazy-loader==0.6 imageio==2.38.1 tifffile==2026.3.3; do
-  python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp "${plat[@]}" \
-    -d .whl "$req"
+for d in /.whl/ /.gpudata/; do grep -qx "$d" .git/info/exclude || echo "$d" >> .git/info/exclude; done
+rm -rf .whl .gpudata && mkdir -p .whl/py .gpudata/train
+for req in monai==1.6.1 pydicom==3.0.2 highdicom==0.28.2; do
+  python3 -m pip download -q --no-deps --only-binary=:all: -d .whl/py "$req"
 done
-rsync -a --delete ../shared/data/tcia-brain-tumor-progression/PGBM-001/1992-04-02/ .gpudata/PGBM-001/1992-04-02/
-du -sh .whl .gpudata
+tmp=$(mktemp -d)
+python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+  --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d "$tmp" SimpleITK==2.5.7
+(cd "$tmp" && unzip -q simpleitk-*.whl && rm simpleitk-*.whl && tar cf - . | xz -T0 -6 > "$OLDPWD/.whl/sitk.tar.xz")
+rm -rf "$tmp"
+study=../shared/data/tcia-brain-tumor-progression/PGBM-001/1992-04-02
+tar cf - -C "$study" T1post FLAIRreg | xz -T0 -6 > .gpudata/study.tar.xz
+# the 2 mm cache of the GTV config (built by any training or evaluation run here first)
+py=python3; test -x .venv/bin/python && py=.venv/bin/python
+key=$($py -c "
+from training.brats import _cache_key
+from training.config import load_config, preprocessing_spec
+print(_cache_key(preprocessing_spec(load_config('training/configs/gtv.yaml').preprocessing)))")
+test -d "work/cache/$key" || { echo "no prepared cache work/cache/$key: run a gtv training or evaluation first"; exit 1; }
+mkdir -p ".gpudata/train/cache" && cp -r "work/cache/$key" .gpudata/train/cache/
+cp work/experiment/pretrain/best.pt .gpudata/train/pretrain_best.pt
+du -sh .whl .gpudata .gpudata/*

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# GPU training runs for issues 3, 5 and 7, for ONE call of the device tool right after check.sh:
+#
+#   here, once:   tools/gpu/prepare.sh
+#   the call:     run(command="bash tools/gpu/train.sh", carry=[".whl/py", ".gpudata/train"], timeout_s=520)
+#
+# The GTV recipe (training/configs/gtv.yaml) with 4x the patches per epoch (160 instead of 40), 60 epochs:
+#   finetune  8 filters from the hippocampus-pretrained checkpoint   } run together: the experiment's two arms
+#   scratch   8 filters from random weights                          }
+#   scratch16 16 filters (4.7 M parameters) from random weights      } then these two together: the width effect
+#   clinical  finetune with thick slices and bias fields in 60 %     } and stronger clinical-MR augmentation
+# Back: last.pt and best.pt of the two arms (the experiment resumes from them here and only evaluates), best.pt
+# and history of the rest, and one log. SAMPLES / EPOCHS / PAIR2=0 shorten it.
+set -uo pipefail
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/py/*.whl || exit 1
+export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1
+S=${SAMPLES:-160} E=${EPOCHS:-60} T1=${T1:-230} T2=${T2:-220}
+common=(--config training/configs/gtv.yaml --set data.cache_dir=.gpudata/train/cache --set optim.num_workers=3
+        --set "optim.epochs=$E" --set "data.samples_per_epoch=$S")
+runs=/tmp/runs
+mkdir -p $runs
+run() {  # name, timeout, args...
+  local name=$1 limit=$2; shift 2
+  timeout "$limit" python3 -m training "$@" "${common[@]}" --out "$runs/$name" > "$runs/$name.log" 2>&1
+  echo "$name exit $? after $SECONDS s"
+}
+run finetune "$T1" finetune --init .gpudata/train/pretrain_best.pt &
+run scratch "$T1" scratch &
+wait
+if [ "${PAIR2:-1}" = 1 ]; then
+  run scratch16 "$T2" scratch --set model.init_filters=16 &
+  run clinical "$T2" finetune --init .gpudata/train/pretrain_best.pt --set augment.thick_slice_prob=0.6 \
+    --set augment.bias_field_prob=0.6 &
+  wait
+fi
+for n in finetune scratch scratch16 clinical; do
+  mkdir -p "$OUT/$n"
+  test -f "$runs/$n.log" && { echo "=== $n"; grep -v "Warning\|warn(" "$runs/$n.log"; } >> "$OUT/train.log"
+done
+cp $runs/finetune/{last.pt,best.pt} "$OUT/finetune/" 2>/dev/null
+cp $runs/scratch/{last.pt,best.pt} "$OUT/scratch/" 2>/dev/null
+cp $runs/clinical/best.pt $runs/clinical/history.json "$OUT/clinical/" 2>/dev/null
+cp $runs/scratch16/history.json "$OUT/scratch16/" 2>/dev/null
+tail -n 3 $runs/*.log
+echo "done in $SECONDS s"
