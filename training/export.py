@@ -41,6 +41,22 @@ def load_network(config: TrainConfig, checkpoint: Path) -> torch.nn.Module:
     return net.eval()
 
 
+def trace_network(net: torch.nn.Module, *, in_channels: int, patch_size) -> torch.jit.ScriptModule:
+    """TorchScript of the network by tracing a batch of two patches (what the app's sliding window feeds it).
+
+    Traced, not scripted: a scripted module carries the whole source of functions such as ``F.interpolate``,
+    with every branch and the operators they name, and an older PyTorch refuses to load a file that names an
+    operator it lacks (torch 2.11 refused a torch 2.13 script over ``_upsample_lanczos2d_aa``). A trace records
+    only the operators the network runs. SegResNet has no data-dependent control flow, so the trace is exact for
+    any batch and window size (tested).
+    """
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # MONAI's shape checks and the trace API's deprecation notice
+        return torch.jit.trace(net, torch.zeros(2, in_channels, *patch_size))
+
+
 def export_onnx(net: torch.nn.Module, path: Path, *, in_channels: int, patch_size) -> None:
     """ONNX (opset 17) of the eager network with dynamic batch and spatial axes, for ONNX Runtime and TensorRT.
 
@@ -142,7 +158,8 @@ def export_bundle(run_dir: str | Path, out: str | Path, *, name: str, version: s
         (tmp / MODEL_PATH).parent.mkdir(parents=True)
         (tmp / METADATA_PATH).parent.mkdir(parents=True)
         net = load_network(config, checkpoint)
-        torch.jit.script(net).save(str(tmp / MODEL_PATH))
+        trace_network(net, in_channels=config.in_channels, patch_size=config.preprocessing.patch_size).save(
+            str(tmp / MODEL_PATH))
         sha = sha256_of(tmp / MODEL_PATH)
         export_onnx(net, tmp / ONNX_PATH, in_channels=config.in_channels, patch_size=config.preprocessing.patch_size)
         if config.task in ("hippocampus", "brain"):

@@ -92,7 +92,11 @@ class TorchScriptPredictor:
         try:
             self.module = torch.jit.load(str(spec.model_file), map_location=self.device).eval()
         except RuntimeError as e:
-            raise ModelSpecError(f"model file {spec.model_file} is not a loadable TorchScript module: {e}") from e
+            written = spec.metadata.get("pytorch_version", "an unrecorded version")
+            raise ModelSpecError(
+                f"model file {spec.model_file} is not a loadable TorchScript module (written by PyTorch {written}, "
+                f"this runtime has {torch.__version__}; TorchScript loads in the PyTorch that wrote it or a newer "
+                f"one): {str(e).strip().splitlines()[0]}") from e
 
     def _forward(self, x):
         import torch
