@@ -166,9 +166,31 @@ def end_to_end(study: Path, models: Path, backend: str, device: str, repeat: int
             "app_stages": report["stages"]}
 
 
-def core_once(study: Path, models: Path, backend: str, device: str, out: Path) -> None:
+def core_once(study: Path, models: Path, backend: str, device: str, out: Path, *, jit_optimize: bool = True,
+              t_start: float | None = None) -> dict:
     """The app's whole path once, in this process, without the Holoscan graph: models, DICOM in, SEG and RTSTRUCT
-    out. Timed from outside (process start to files written) where Holoscan is not installed (the GPU machine)."""
+    out. Timed from outside (process start to files written) where Holoscan is not installed (the GPU machine);
+    returns the seconds from ``t_start`` (the parent's clock at launch) at which each step ended: where a cold
+    process spends its time (imports, CUDA start, first inferences).
+
+    ``jit_optimize=False`` turns off TorchScript's profiling optimiser, whose first calls compile fused kernels.
+    """
+    marks: dict = {}
+    t0 = t_start if t_start is not None else time.time()
+
+    def mark(name: str) -> None:
+        marks[name] = round(time.time() - t0, 3)
+
+    mark("python_started")
+    import torch
+
+    mark("torch_imported")
+    if not jit_optimize:
+        torch._C._set_graph_executor_optimize(False)
+    if device in ("auto", "cuda") and torch.cuda.is_available():
+        torch.zeros(1, device="cuda")
+        torch.cuda.synchronize()
+        mark("cuda_context")
     from app.config import DEFAULT_RULES
     from operators.core.brain import extract_brain
     from operators.core.contour import contour
@@ -181,35 +203,48 @@ def core_once(study: Path, models: Path, backend: str, device: str, out: Path) -
     from operators.core.selection import load_rules, select_series
     from operators.core.series_volume import series_to_volume
 
+    mark("app_imported")
     spec, predictor, brain = load_models(models, backend=backend, device=device)
+    mark("models_loaded")
     rules = load_rules(DEFAULT_RULES)
     channels = spec.preprocessing.channels
     st = choose_study(scan_folder(study), channels=channels, rules=rules)
     built = [series_to_volume(s.series) for s in select_series(st, channels, rules)]
     vols = align_to_reference([v for v, _ in built], channels)
+    mark("dicom_to_volumes")
     mask = extract_brain(vols[0], *brain) if brain is not None else None
+    mark("brain_extraction")
     gtv = contour(vols, spec, predictor, brain_mask=mask)[0].mask
+    mark("gtv")
     out.mkdir(parents=True, exist_ok=True)
     model = spec.identity()
     build_seg([gtv], built[0][1], structures=[structure("GTV")], model=model).save_as(out / "gtv_seg.dcm",
                                                                                   enforce_file_format=True)
     build_rtstruct(gtv, built[0][1], structure=structure("GTV"), model=model).save_as(
         out / "gtv_rtstruct.dcm", enforce_file_format=True)
+    mark("outputs_written")
+    return marks
 
 
-def end_to_end_core(study: Path, models: Path, backend: str, device: str, repeat: int) -> dict:
-    """Process start to SEG and RTSTRUCT written, the core path without Holoscan (:func:`core_once`)."""
-    times = []
+def end_to_end_core(study: Path, models: Path, backend: str, device: str, repeat: int, *,
+                    jit_optimize: bool = True) -> dict:
+    """Process start to SEG and RTSTRUCT written, the core path without Holoscan (:func:`core_once`), with the
+    time at which each step ended in the last run."""
+    times, marks = [], None
     for _ in range(repeat):
         with tempfile.TemporaryDirectory() as d:
             t0 = time.perf_counter()
-            p = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--core-once", str(Path(d) / "out"),
-                                "--study", str(study), "--models", str(models), "--backend", backend, "--device",
-                                device], cwd=REPO, capture_output=True, text=True)
+            cmd = [sys.executable, str(Path(__file__).resolve()), "--core-once", str(Path(d) / "out"), "--study",
+                   str(study), "--models", str(models), "--backend", backend, "--device", device,
+                   "--t-start", repr(time.time())]
+            p = subprocess.run(cmd + ([] if jit_optimize else ["--no-jit-optimize"]), cwd=REPO, capture_output=True,
+                               text=True)
             times.append(time.perf_counter() - t0)
             if p.returncode != 0 or not (Path(d) / "out" / "gtv_rtstruct.dcm").is_file():
                 raise SystemExit(f"core path failed: {p.stderr[-2000:]}")
-    return {"seconds": round(statistics.median(times), 3), "runs": [round(t, 3) for t in times]}
+            marks = json.loads(p.stdout.strip().splitlines()[-1])
+    return {"seconds": round(statistics.median(times), 3), "runs": [round(t, 3) for t in times],
+            "jit_optimize": jit_optimize, "steps_ended_at_s": marks}
 
 
 def main() -> None:
@@ -226,10 +261,14 @@ def main() -> None:
                    help="also time the core path as a process without Holoscan (process start to outputs written)")
     p.add_argument("--process-repeat", type=int, help="runs of each whole-process timing (default: --repeat)")
     p.add_argument("--core-once", type=Path, metavar="OUT", help=argparse.SUPPRESS)
+    p.add_argument("--t-start", type=float, help=argparse.SUPPRESS)
+    p.add_argument("--no-jit-optimize", action="store_true",
+                   help="turn off TorchScript's profiling optimiser (first calls compile fused kernels)")
     a = p.parse_args()
     os.environ.setdefault("HOLOSCAN_LOG_LEVEL", "ERROR")
     if a.core_once:
-        core_once(a.study, a.models, a.backend, a.device, a.core_once)
+        print(json.dumps(core_once(a.study, a.models, a.backend, a.device, a.core_once,
+                                   jit_optimize=not a.no_jit_optimize, t_start=a.t_start)))
         return
     import torch
 
@@ -255,7 +294,8 @@ def main() -> None:
         "end_to_end_process": None if a.skip_process else end_to_end(a.study, a.models, a.backend, a.device,
                                                                      a.process_repeat or a.repeat),
         "end_to_end_core_process": end_to_end_core(a.study, a.models, a.backend, a.device,
-                                                   a.process_repeat or a.repeat) if a.core_process else None,
+                                                   a.process_repeat or a.repeat,
+                                                   jit_optimize=not a.no_jit_optimize) if a.core_process else None,
     }
     text = json.dumps(result, indent=2)
     print(text)

@@ -102,7 +102,10 @@ def _experiment(args) -> int:
                                version=args.version)
         evaluations[arm] = evaluate(bundle, target.data.root, out_root / "evaluation" / arm,
                                     case_ids=split["validation"])
-    result = compare(histories, evaluations)
+    from training.experiment import describe_budget
+
+    result = compare(histories, evaluations,
+                     describe_budget(target, histories, training_cases=len(split["train"])))
     plot_curves(histories, out_root / "learning_curve.png")
     pre_hist = json.loads((Path(pre_cfg.out_dir) / "history.json").read_text())
     command = "python -m training " + " ".join(shlex.quote(a) for a in sys.argv[1:])

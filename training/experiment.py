@@ -71,7 +71,20 @@ def arm_config(target: TrainConfig, arm: str, out_root: Path, init: str | None) 
     return dataclasses.replace(target, name=arm, out_dir=str(out_root / arm), init=init)
 
 
-def compare(histories: dict[str, dict], evaluations: dict[str, dict]) -> dict:
+def describe_budget(config: TrainConfig, histories: dict[str, dict], *, training_cases: int) -> dict:
+    """What the arms were trained with, for the report: network size, grid, cases, patches, device."""
+    from training.train import build_network
+
+    net = build_network(config.model, in_channels=config.in_channels, out_channels=len(config.labels))
+    devices = sorted({e.get("device", "device not recorded") for h in histories.values() for e in h["history"]})
+    seconds = {arm: round(sum(e.get("seconds", 0.0) for e in h["history"])) for arm, h in histories.items()}
+    return {"parameters": int(sum(p.numel() for p in net.parameters())), "init_filters": config.model.init_filters,
+            "spacing_mm": list(config.preprocessing.spacing_mm), "patch_size": list(config.preprocessing.patch_size),
+            "training_cases": training_cases, "epochs": config.optim.epochs,
+            "samples_per_epoch": config.data.samples_per_epoch, "devices": devices, "train_seconds": seconds}
+
+
+def compare(histories: dict[str, dict], evaluations: dict[str, dict], budget: dict | None = None) -> dict:
     """Numbers for the report: per-arm summaries, convergence, paired tests (finetune vs scratch)."""
     curves = {arm: [e["val_dice"] for e in h["history"]] for arm, h in histories.items()}
     scratch_level = 0.95 * smoothed(curves["scratch"]).max() if curves.get("scratch") else None
@@ -92,7 +105,7 @@ def compare(histories: dict[str, dict], evaluations: dict[str, dict]) -> dict:
                         [evaluations["scratch"]["cases"][i][m] for i in ids])
         for m in METRICS
     }
-    return {"arms": arms, "tests": tests, "validation_cases": ids, "study": STUDY,
+    return {"arms": arms, "tests": tests, "validation_cases": ids, "study": STUDY, "budget": budget,
             "scratch_converged_level": scratch_level,
             "train_loss_curves": {arm: [e["train_loss"] for e in h["history"]] for arm, h in histories.items()}}
 
@@ -102,11 +115,16 @@ def differences(result: dict) -> list[str]:
     arms, tests = result["arms"], result["tests"]
     ft, sc = arms["finetune"]["summary"], arms["scratch"]["summary"]
     n = len(result["validation_cases"])
+    b = result.get("budget")
+    trained = (
+        f"a {b['parameters'] / 1e6:.1f} M-parameter SegResNet ({b['init_filters']} filters) on {b['training_cases']} "
+        f"BraTS 2018 cases at {b['spacing_mm'][0]:g} mm for {b['epochs']} epochs of {b['samples_per_epoch']} patches "
+        f"of {'x'.join(map(str, b['patch_size']))} voxels ({b['epochs'] * b['samples_per_epoch']} in all), on "
+        f"{', '.join(b['devices'])}" if b else "the configured network and budget")
     out = [
         f"- **Accuracy level.** Fine-tuned DSC {ft['dsc']['mean']:.3f} here against 0.940 in the study; from scratch "
         f"{sc['dsc']['mean']:.3f} against 0.916. HD95 {ft['hd95_mm']['mean']:.1f} mm against 1.81 mm. This run trains "
-        f"a 1.2 M-parameter SegResNet (8 filters) on 10 BraTS 2018 cases at 2 mm on a 2-core CPU for "
-        f"{arms['finetune']['epochs']} short epochs; the study trained on its own patients with a GPU budget.",
+        f"{trained}; the study trained on its own patients.",
     ]
     better = ft["dsc"]["mean"] > sc["dsc"]["mean"]
     p = tests["dsc"]["wilcoxon_p"]

@@ -219,6 +219,8 @@ def train(config: TrainConfig, *, resume: bool = True, progress: bool = True) ->
     data = TransformedDataset(base, transforms, seed=config.seed, rank=rank)
     loss_fn = DiceCELoss(sigmoid=True, smooth_nr=1e-5, smooth_dr=1e-5)
     use_amp = device.type == "cuda"
+    where = (f"{torch.cuda.get_device_name(device)} GPU" if device.type == "cuda"
+             else f"CPU ({torch.get_num_threads()} threads)") + (f" x {world} processes" if world > 1 else "")
 
     for epoch in range(start_epoch, config.optim.epochs):
         t0 = time.time()
@@ -249,6 +251,7 @@ def train(config: TrainConfig, *, resume: bool = True, progress: bool = True) ->
                 "val_dice_cases": [round(s, 4) for s in scores],
                 "lr": opt.param_groups[0]["lr"],
                 "seconds": round(time.time() - t0, 1),
+                "device": where,
             }
             history.append(entry)
             if entry["val_dice"] > best[1]:

@@ -14,8 +14,16 @@
 set -uo pipefail
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/py/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1
+# the cases are read from the prepared cache; the BraTS folder (not carried) is stood in for by empty files
+stub=/tmp/brats_stub
+python3 -c "
+import json, pathlib
+s = json.load(open('training/splits/brats2018.json'))
+for c in s['train'] + s['validation']:
+    d = pathlib.Path('$stub') / c; d.mkdir(parents=True, exist_ok=True)
+    for x in ('t1ce', 'flair', 'seg'): (d / f'{c}_{x}.nii.gz').touch()"
 S=${SAMPLES:-160} E=${EPOCHS:-60} T1=${T1:-230} T2=${T2:-220}
-common=(--config training/configs/gtv.yaml --set data.cache_dir=.gpudata/train/cache --set optim.num_workers=3
+common=(--config training/configs/gtv.yaml --set data.cache_dir=.gpudata/train/cache --set data.root=$stub --set optim.num_workers=3
         --set "optim.epochs=$E" --set "data.samples_per_epoch=$S")
 runs=/tmp/runs
 mkdir -p $runs
@@ -26,12 +34,11 @@ run() {  # name, timeout, args...
 }
 run finetune "$T1" finetune --init .gpudata/train/pretrain_best.pt &
 run scratch "$T1" scratch &
+[ "${WIDE:-1}" = 1 ] && run scratch16 "$T1" scratch --set model.init_filters=16 &
 wait
 if [ "${PAIR2:-1}" = 1 ]; then
-  run scratch16 "$T2" scratch --set model.init_filters=16 &
   run clinical "$T2" finetune --init .gpudata/train/pretrain_best.pt --set augment.thick_slice_prob=0.6 \
-    --set augment.bias_field_prob=0.6 &
-  wait
+    --set augment.bias_field_prob=0.6
 fi
 for n in finetune scratch scratch16 clinical; do
   mkdir -p "$OUT/$n"
