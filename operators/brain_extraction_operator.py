@@ -13,12 +13,13 @@ from operators.core.model_spec import ModelSpec
 from operators.core.predictor import Predictor
 from operators.core.record import RunRecord
 
-#: Plausible brain-mask volumes (cm3) for a whole adult brain in the field of view, margin included.
+#: Plausible brain-mask volumes (cm3) for a whole adult brain in the field of view (the margin not included).
 BRAIN_CM3 = (700, 2500)
 
 
 class BrainExtractionOperator(GtvOperator):
-    """Input ``IN_VOLUMES``: :class:`ChannelVolumes`. Output ``OUT_VOLUMES``: the same with ``brain_mask`` set."""
+    """Input ``IN_VOLUMES``: :class:`ChannelVolumes`. Output ``OUT_VOLUMES``: the same with ``brain_mask`` set
+    (:class:`operators.core.brain.BrainMask`: tissue for normalisation, region with margin for the output)."""
 
     IN_VOLUMES = "volumes"
     OUT_VOLUMES = "brain_volumes"
@@ -35,13 +36,14 @@ class BrainExtractionOperator(GtvOperator):
     def run(self, op_input, op_output) -> None:
         case: ChannelVolumes = op_input.receive(self.IN_VOLUMES)
         with self.record.stage("brain_extraction"):
-            mask = extract_brain(case.reference, self.model, self.predictor)
-        volume_cm3 = float(mask.array.sum() * mask.grid.voxel_volume_mm3 / 1000)
+            brain = extract_brain(case.reference, self.model, self.predictor)
+        volume_cm3, region_cm3 = brain.cm3()
         self.record.decisions["brain_volume_cm3"] = round(volume_cm3, 1)
+        self.record.decisions["brain_region_cm3"] = round(region_cm3, 1)
+        self.record.decisions["brain_margin_mm"] = self.model.postprocessing.dilate_mm
         self.record.decisions["brain_model"] = self.model.identity()
-        # adult intracranial volume is about 1100-1800 cm3; the mask carries the model's safety margin on top
+        # adult intracranial volume is about 1100-1800 cm3
         if not BRAIN_CM3[0] <= volume_cm3 <= BRAIN_CM3[1]:
             self.record.warn(f"brain mask volume {volume_cm3:.0f} cm3 is outside the expected range "
-                             f"({BRAIN_CM3[0]}-{BRAIN_CM3[1]} cm3 with its margin): check the brain extraction "
-                             "and the field of view")
-        op_output.emit(dataclasses.replace(case, brain_mask=mask), self.OUT_VOLUMES)
+                             f"({BRAIN_CM3[0]}-{BRAIN_CM3[1]} cm3): check the brain extraction and the field of view")
+        op_output.emit(dataclasses.replace(case, brain_mask=brain), self.OUT_VOLUMES)

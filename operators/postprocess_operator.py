@@ -29,7 +29,7 @@ class PostprocessOperator(GtvOperator):
 
     def run(self, op_input, op_output) -> None:
         pred: Prediction = op_input.receive(self.IN_PREDICTION)
-        within = pred.source.brain_mask.array if pred.source.brain_mask is not None else None
+        within = pred.source.brain_mask.region.array if pred.source.brain_mask is not None else None
         masks = []
         with self.record.stage("postprocess"):
             for label, p in zip(self.labels, pred.probabilities):

@@ -31,7 +31,8 @@ class ResampleOperator(GtvOperator):
         case: ChannelVolumes = op_input.receive(self.IN_VOLUMES)
         with self.record.stage("resample"):
             aligned = align_to_reference(case.volumes, case.channels)
-            image, grid = to_model_input(aligned, self.pre, names=case.channels, brain_mask=case.brain_mask)
+            tissue = case.brain_mask.tissue if case.brain_mask is not None else None
+            image, grid = to_model_input(aligned, self.pre, names=case.channels, brain_mask=tissue)
         self.record.decisions["model_grid"] = grid.describe()
         aligned_case = dataclasses.replace(case, volumes=tuple(aligned))
         op_output.emit(ModelInput(image=image, grid=grid, case=aligned_case, brain_mask=case.brain_mask),

@@ -98,13 +98,14 @@ def ours(study: Path, models: Path, backend: str, device: str, repeat: int) -> t
 
     def resample():
         aligned = align_to_reference(vols, channels)
-        return aligned, to_model_input(aligned, spec.preprocessing, names=channels, brain_mask=mask)
+        return aligned, to_model_input(aligned, spec.preprocessing, names=channels,
+                                       brain_mask=mask.tissue if mask is not None else None)
 
     aligned, (image, grid) = timed(r, "resample", resample, repeat)
     predictor.predict(image)  # warm-up (TorchScript profiling runs, engine/kernels); reported separately
     probs = timed(r, "inference", lambda: predictor.predict(image), repeat)
     ref_probs = timed(r, "inverse", lambda: to_reference(probs, grid, aligned[0].grid), repeat)
-    within = mask.array if mask is not None else None
+    within = mask.region.array if mask is not None else None
     gtv = timed(r, "postprocess", lambda: postprocess(aligned[0].with_array(ref_probs[0]), spec.postprocessing,
                                                       within=within), repeat).mask
     model = spec.identity()

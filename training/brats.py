@@ -87,12 +87,12 @@ def read_volume(path: Path) -> Volume:
         raise InputDataError(f"cannot read image {path}: {e}") from e
 
 
-def read_tumour_core(case: BratsCase) -> Volume:
-    """``(Z, Y, X)`` bool tumour core on the case's own grid."""
+def read_tumour_core(case: BratsCase, labels: Sequence[int] = TUMOUR_CORE_LABELS) -> Volume:
+    """``(Z, Y, X)`` bool target on the case's own grid: the tumour core, or the union of other ``labels``."""
     if case.seg_path is None:
         raise InputDataError(f"BraTS case {case.case_id} has no _seg file")
     seg = read_volume(case.seg_path)
-    return seg.with_array(np.isin(seg.array, TUMOUR_CORE_LABELS))
+    return seg.with_array(np.isin(seg.array, tuple(labels)))
 
 
 def skull_stripped_brain_mask(channels: Sequence[Volume]) -> Volume:
@@ -105,7 +105,8 @@ def skull_stripped_brain_mask(channels: Sequence[Volume]) -> Volume:
     return ref.with_array(mask)
 
 
-def prepare_case(case: BratsCase, pre: Preprocessing, *, margin: int = CONTENT_MARGIN) -> PreparedCase:
+def prepare_case(case: BratsCase, pre: Preprocessing, *, margin: int = CONTENT_MARGIN,
+                 labels: Sequence[int] = TUMOUR_CORE_LABELS) -> PreparedCase:
     """Bring a case onto the model grid and crop it to the non-zero (head) region plus ``margin`` voxels.
 
     When the model normalises inside a brain mask, BraTS's own skull stripping provides it
@@ -116,7 +117,7 @@ def prepare_case(case: BratsCase, pre: Preprocessing, *, margin: int = CONTENT_M
     image, grid = to_model_input(channels, pre, brain_mask=brain)
     label = None
     if case.seg_path is not None:
-        core = read_tumour_core(case)
+        core = read_tumour_core(case, labels)
         label = resample(core.with_array(core.array.astype(np.float32)), grid).array > 0.5
     sl = content_box(image, pre.normalisation.outside, margin=margin)
     lo, hi = tuple(s.start for s in sl), tuple(s.stop for s in sl)
@@ -128,26 +129,29 @@ def prepare_case(case: BratsCase, pre: Preprocessing, *, margin: int = CONTENT_M
     )
 
 
-def _cache_key(pre: Preprocessing) -> str:
+def _cache_key(pre: Preprocessing, labels: Sequence[int] = TUMOUR_CORE_LABELS) -> str:
     d = {
         "channels": pre.channels,
         "spacing": pre.spacing_mm,
         "orientation": pre.orientation,
         "norm": pre.normalisation.to_dict(),
     }
+    if tuple(labels) != TUMOUR_CORE_LABELS:  # the tumour-core caches made before this option keep their key
+        d["labels"] = sorted(labels)
     return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:10]
 
 
-def load_prepared(case: BratsCase, pre: Preprocessing, cache_dir: str | Path | None) -> PreparedCase:
-    """:func:`prepare_case` with an on-disk ``.npz`` cache keyed by case and preprocessing settings."""
+def load_prepared(case: BratsCase, pre: Preprocessing, cache_dir: str | Path | None,
+                  labels: Sequence[int] = TUMOUR_CORE_LABELS) -> PreparedCase:
+    """:func:`prepare_case` with an on-disk ``.npz`` cache keyed by case, preprocessing settings and target labels."""
     if cache_dir is None:
-        return prepare_case(case, pre)
-    path = Path(cache_dir) / _cache_key(pre) / f"{case.case_id}.npz"
+        return prepare_case(case, pre, labels=labels)
+    path = Path(cache_dir) / _cache_key(pre, labels) / f"{case.case_id}.npz"
     if path.is_file():
         z = np.load(path)
         label = z["label"] if z["has_label"] else None
         return PreparedCase(case.case_id, z["image"], label, Grid(shape=tuple(z["shape"]), affine=z["affine"]))
-    prepared = prepare_case(case, pre)
+    prepared = prepare_case(case, pre, labels=labels)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.npz")
     np.savez_compressed(

@@ -32,6 +32,8 @@ class DataConfig:
         synth_mode: synthetic contrast, ``"t1"`` or ``"random"`` (synthetic tasks only).
         synth_shape: synthetic output shape (Z, Y, X) (synthetic tasks only).
         validation_per_map: fixed synthetic validation volumes per held-out label map.
+        brats_labels: BraTS label values that make the target (task gtv): the tumour core (1, 3, 4) by default;
+            (3, 4) for enhancing tumour alone (BraTS 2018 numbers it 4, 2021 on 3).
     """
 
     root: str = "../shared/data/brats2018"
@@ -41,6 +43,7 @@ class DataConfig:
     synth_mode: str = "t1"
     synth_shape: tuple[int, int, int] = (80, 96, 80)
     validation_per_map: int = 2
+    brats_labels: tuple[int, ...] = (1, 3, 4)
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,8 @@ volumes, brain extraction, GTV) and measure on the T1post grid:
 
 * Dice of the GTV against ``MaskTumor`` (non-zero = tumour);
 * the GTV the network predicted outside the brain mask (before the app removes it), in cm3;
-* the share of ``MaskTumor`` covered by the brain mask.
+* the share of ``MaskTumor`` covered by the brain mask (the region, with the brain model's margin, where the app
+  keeps a GTV) and by the brain tissue alone (the normalisation region).
 
 These studies are post-operative: ``MaskTumor`` outlines enhancing tumour around a resection cavity, not a
 pre-operative GTV (enhancing tumour plus necrosis), so a perfect pre-operative GTV model would not reach Dice 1.
@@ -58,10 +59,12 @@ def evaluate_study(study_dir: Path, models: tuple, rules: dict) -> dict:
     ref = reference_mask(study)
     if not ref.grid.same_as(vols[0].grid):
         raise ValueError(f"{study_dir}: MaskTumor is not on the T1c grid")
-    brain = extract_brain(vols[0], *brain_model) if brain_model is not None else None
-    image, grid = to_model_input(vols, spec.preprocessing, names=channels, brain_mask=brain)
+    brain_mask = extract_brain(vols[0], *brain_model) if brain_model is not None else None
+    image, grid = to_model_input(vols, spec.preprocessing, names=channels,
+                                 brain_mask=brain_mask.tissue if brain_mask else None)
     probs = to_reference(predictor.predict(image), grid, vols[0].grid)[0]
     unrestricted = postprocess(vols[0].with_array(probs), spec.postprocessing).mask.array
+    brain = brain_mask.region if brain_mask else None  # where the app keeps a GTV
     gtv = postprocess(vols[0].with_array(probs), spec.postprocessing,
                       within=brain.array if brain is not None else None).mask.array
     spacing_zyx = tuple(float(s) for s in vols[0].grid.spacing[::-1])
@@ -72,7 +75,10 @@ def evaluate_study(study_dir: Path, models: tuple, rules: dict) -> dict:
         "gtv_outside_brain_cm3": float((gtv & ~brain.array).sum() * voxel_cm3) if brain else None,
         "reference_in_brain_fraction": float((ref.array & brain.array).sum() / max(ref.array.sum(), 1))
         if brain else None,
-        "brain_cm3": float(brain.array.sum() * voxel_cm3) if brain else None,
+        "reference_in_tissue_fraction": float((ref.array & brain_mask.tissue.array).sum() / max(ref.array.sum(), 1))
+        if brain_mask else None,
+        "brain_cm3": brain_mask.cm3()[0] if brain_mask else None,
+        "brain_region_cm3": brain_mask.cm3()[1] if brain_mask else None,
     })
     return result
 
@@ -97,6 +103,6 @@ def evaluate_dicom(models: str | Path, data: str | Path, out: str | Path, *, rul
     result = {"models": str(models), "studies": per,
               "summary": {k: summarise([v[k] for v in per.values() if v[k] is not None])
                           for k in ("dsc", "hd95_mm", "asd_mm", "outside_brain_predicted_cm3",
-                                    "reference_in_brain_fraction")}}
+                                    "reference_in_brain_fraction", "reference_in_tissue_fraction")}}
     (out / "metrics.json").write_text(json.dumps(result, indent=2))
     return result

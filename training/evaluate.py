@@ -16,11 +16,12 @@ import numpy as np
 import SimpleITK as sitk
 from tqdm import tqdm
 
+from operators.core.brain import BrainMask
 from operators.core.contour import contour
 from operators.core.geometry import volume_to_sitk
 from operators.core.model_spec import find_model
 from operators.core.predictor import make_predictor
-from training.brats import find_cases, read_tumour_core, read_volume, skull_stripped_brain_mask
+from training.brats import TUMOUR_CORE_LABELS, find_cases, read_tumour_core, read_volume, skull_stripped_brain_mask
 from training.metrics import segmentation_metrics, summarise
 
 logger = logging.getLogger(__name__)
@@ -34,18 +35,21 @@ def evaluate(model_dir: str | Path, data_dir: str | Path, out_dir: str | Path, *
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     cases = find_cases(data_dir, spec.preprocessing.channels, case_ids=case_ids)
+    # the BraTS labels the model was trained to find (tumour core unless its training facts say otherwise)
+    brats_labels = tuple(spec.metadata.get("training", {}).get("brats_labels", TUMOUR_CORE_LABELS))
     per_case = {}
     for case in tqdm(cases, desc="evaluate", disable=not progress):
         t0 = time.perf_counter()
         channels = [read_volume(p) for p in case.channel_paths]
         # BraTS-layout data is skull-stripped: its brain mask is its non-zero region (the app uses a brain model).
         brain = skull_stripped_brain_mask(channels) if spec.preprocessing.brain_mask_model else None
-        mask = contour(channels, spec, predictor, brain_mask=brain)[0].mask
+        mask = contour(channels, spec, predictor,
+                       brain_mask=BrainMask.without_margin(brain) if brain is not None else None)[0].mask
         image = volume_to_sitk(mask.with_array(mask.array.astype(np.uint8)))
         sitk.WriteImage(image, str(out / f"{case.case_id}.nii.gz"), useCompression=True)
         entry = {"seconds": round(time.perf_counter() - t0, 2)}
         if case.seg_path is not None:
-            ref = read_tumour_core(case)
+            ref = read_tumour_core(case, brats_labels)
             spacing_zyx = tuple(float(s) for s in ref.grid.spacing[::-1])
             entry.update(segmentation_metrics(mask.array, ref.array, spacing_zyx))
         per_case[case.case_id] = entry

@@ -169,7 +169,7 @@ def export_bundle(run_dir: str | Path, out: str | Path, *, name: str, version: s
                           "validation_label_maps": sorted(VALIDATION_MAP_NUMBERS),
                           "validation": "Dice on synthetic images generated from the held-out label maps"}
         else:
-            facts_data = {}
+            facts_data = {"brats_labels": list(config.data.brats_labels)}
         facts = {"run": config.name, "best_epoch": history["best_epoch"], **facts_data,
                  "best_validation_dice_model_grid": round(history["best_val_dice"], 4), "init": config.init,
                  **(training or {})}

@@ -50,7 +50,7 @@ def gtv_datasets(config: TrainConfig, *, rank: int = 0, world: int = 1) -> tuple
     for part in ("train", "validation"):
         cases = find_cases(config.data.root, pre.channels, case_ids=split[part])
         prepared[part] = [
-            load_prepared(c, pre, config.data.cache_dir)
+            load_prepared(c, pre, config.data.cache_dir, config.data.brats_labels)
             for c in tqdm(cases, desc=f"preparing {part} cases", leave=False,
                           disable=rank != 0 or not sys.stderr.isatty())
         ]

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 from pydicom import Dataset
 
 from operators.core.dicom_series import SelectedSeries
 from operators.core.geometry import Grid, Volume
+
+if TYPE_CHECKING:
+    from operators.core.brain import BrainMask
 
 
 @dataclass(frozen=True, eq=False)
@@ -20,14 +24,15 @@ class ChannelVolumes:
         volumes: one volume per channel (on the reference grid once resampled; each on its own before).
         reference_headers: headers of the reference series in slice order (``volumes[0].array[k]`` <-> ``[k]``).
         selections: why each series was chosen.
-        brain_mask: ``(Z, Y, X)`` bool on the reference grid once brain extraction has run, else None.
+        brain_mask: the brain (tissue and region with margin) on the reference grid once brain extraction has run,
+            else None.
     """
 
     channels: tuple[str, ...]
     volumes: tuple[Volume, ...] = field(repr=False)
     reference_headers: tuple[Dataset, ...] = field(repr=False)
     selections: tuple[SelectedSeries, ...] = field(repr=False)
-    brain_mask: Volume | None = field(default=None, repr=False)
+    brain_mask: BrainMask | None = field(default=None, repr=False)
 
     @property
     def reference(self) -> Volume:
@@ -39,13 +44,13 @@ class ModelInput:
     """Attributes:
     image: ``(C, Z, Y, X)`` float32 normalised network input on ``grid`` (the model grid).
     case: the channel volumes on the reference grid it came from.
-    brain_mask: ``(Z, Y, X)`` bool on the reference grid, when the model uses one.
+    brain_mask: the brain on the reference grid, when the model uses one.
     """
 
     image: np.ndarray = field(repr=False)
     grid: Grid
     case: ChannelVolumes = field(repr=False)
-    brain_mask: Volume | None = field(default=None, repr=False)
+    brain_mask: BrainMask | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, eq=False)

@@ -50,6 +50,16 @@ STRUCTURES: dict[str, Structure] = {
         type=codes.SCT.Neoplasm,
         anatomic_region=codes.SCT.Brain,
     ),
+    "EnhancingTumour": Structure(
+        key="EnhancingTumour",
+        tg263_name="GTV_Enhancing",
+        description="Contrast-enhancing tumour (BraTS enhancing tumour), automatic",
+        rt_roi_interpreted_type="GTV",
+        color_rgb=(255, 140, 0),
+        category=codes.SCT.MorphologicallyAbnormalStructure,
+        type=codes.SCT.Neoplasm,
+        anatomic_region=codes.SCT.Brain,
+    ),
     "Brain": Structure(
         key="Brain",
         tg263_name="Brain",

@@ -29,6 +29,13 @@ class PostprocessResult:
     filled_mm3: float
 
 
+def grow(mask: np.ndarray, mm: float, spacing_zyx) -> np.ndarray:
+    """Every voxel within ``mm`` (physical distance, spacing per array axis) of ``mask``."""
+    if not mask.any():
+        return mask
+    return ndimage.distance_transform_edt(~mask, sampling=spacing_zyx) <= mm
+
+
 def postprocess(probability: Volume, spec: Postprocessing, *, within: np.ndarray | None = None) -> PostprocessResult:
     """Threshold, drop small connected components (26-connectivity), fill enclosed holes, dilate.
 
@@ -58,10 +65,8 @@ def postprocess(probability: Volume, spec: Postprocessing, *, within: np.ndarray
         filled = ndimage.binary_fill_holes(mask)
         filled_mm3 = float((filled & ~mask).sum() * voxel_mm3)
         mask = filled
-    if spec.dilate_mm > 0 and mask.any():
-        # distance (mm, physical spacing per array axis) from every voxel to the mask
-        dist = ndimage.distance_transform_edt(~mask, sampling=probability.grid.spacing[::-1])
-        mask = dist <= spec.dilate_mm
+    if spec.dilate_mm > 0:
+        mask = grow(mask, spec.dilate_mm, probability.grid.spacing[::-1])
     return PostprocessResult(
         mask=probability.with_array(mask), removed_components=removed, removed_mm3=removed_mm3, filled_mm3=filled_mm3
     )

@@ -93,6 +93,9 @@ def test_series_choice_and_report(app_run):
     if app_run["model"] == "default":
         assert report["stages"]["brain_extraction"]["seconds"] > 0
         assert 700 < report["decisions"]["brain_volume_cm3"] < 2500
+        # the GTV may lie in the brain plus the brain model's margin; intensities are normalised in the brain alone
+        assert report["decisions"]["brain_region_cm3"] > report["decisions"]["brain_volume_cm3"] + 100
+        assert report["decisions"]["brain_margin_mm"] == 4.0
         assert not any("brain mask volume" in w for w in report["warnings"])
 
 

@@ -18,9 +18,10 @@ from training.dicom_eval import APP_RULES, evaluate_study, find_studies
 pytestmark = pytest.mark.integration
 
 REPO_MODELS = Path(__file__).resolve().parents[2] / "models"
-#: Issue 7 asks for a mean Dice of 0.70 against MaskTumor; the bundled models reach 0.354 (0.276, 0.455, 0.330),
-#: so that issue stays open. This floor guards what is reached against regressions.
-MIN_MEAN_DICE = 0.30
+#: Issue 7 asks for a mean Dice of 0.70 against MaskTumor; the bundled models reach 0.385 (0.319, 0.565, 0.270),
+#: so that issue stays open. This floor guards what is reached against regressions (0.354 when the normalisation
+#: region still carried the brain model's 4 mm margin).
+MIN_MEAN_DICE = 0.37
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +41,9 @@ def test_brain_mask_covers_the_tumour(results):
 def test_no_gtv_outside_the_brain(results):
     for name, r in results.items():
         assert r["gtv_outside_brain_cm3"] == 0.0, name
-        assert 1000 < r["brain_cm3"] < 2500, f"{name}: brain {r['brain_cm3']:.0f} cm3 (4 mm margin included)"
+        assert 1000 < r["brain_cm3"] < 2000, f"{name}: brain {r['brain_cm3']:.0f} cm3"
+        # the region is the brain plus a 4 mm margin: a shell of a few hundred cm3
+        assert 100 < r["brain_region_cm3"] - r["brain_cm3"] < 500, name
 
 
 def test_gtv_overlaps_the_reference(results):

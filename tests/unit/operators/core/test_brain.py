@@ -1,4 +1,5 @@
-"""Brain-mask post-processing: largest component kept, enclosed holes filled (also slice by slice)."""
+"""Brain-mask post-processing: largest component kept, enclosed holes filled (also slice by slice); the region is
+the tissue grown by the model's margin."""
 
 import json
 
@@ -27,7 +28,7 @@ def bundle(root):
         "preprocessing": {"channels": ["T1c"], "spacing_mm": [2, 2, 2], "orientation": "LPS",
                           "normalisation": {"method": "zscore", "region": "nonzero", "clip": 5, "outside": 0},
                           "patch_size": [32, 32, 32]},
-        "postprocessing": {"threshold": 0.5, "min_component_mm3": 0, "fill_holes": False},
+        "postprocessing": {"threshold": 0.5, "min_component_mm3": 0, "fill_holes": False, "dilate_mm": 4.0},
     }))
     return load_model_spec(root)
 
@@ -39,9 +40,14 @@ def test_largest_component_kept_and_holes_filled(tmp_path):
     image[8:32, 8:40, 8:40] = 10.0  # the 'brain'
     image[16:24, 20:28, 20:28] = 1.0  # a dark enclosed 'cavity' inside it
     image[2:5, 2:5, 2:5] = 10.0  # a bright speck elsewhere (27 voxels)
-    mask = extract_brain(Volume(image, grid), spec, TorchScriptPredictor(spec, device="cpu")).array
+    brain = extract_brain(Volume(image, grid), spec, TorchScriptPredictor(spec, device="cpu"))
+    mask = brain.tissue.array
     assert not mask[2:5, 2:5, 2:5].any()  # the speck is not the largest component
     assert mask[16:24, 20:28, 20:28].all()  # the cavity is filled
     # the brain block itself is covered up to a voxel of interpolation at its faces
     assert mask[9:31, 9:39, 9:39].all()
     assert mask.sum() <= (26 * 34 * 34)
+    # the region is the tissue plus 4 mm (2 voxels at 2 mm) on every side, and no more
+    region = brain.region.array
+    assert region[mask].all()
+    assert region[7:33, 7:41, 7:41].all() and not region[:4].any() and not region[:, :, :5].any()
