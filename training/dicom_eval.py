@@ -1,5 +1,8 @@
 """``python -m training evaluate-dicom``: the app's GTV on real DICOM studies against their reference mask.
 
+Writes ``OUT/metrics.json`` and, per study, ``OUT/<patient>_<date>.png``: the GTV, the reference and the brain mask
+outlined over T1post on the slices through the GTV and the reference.
+
 For each study folder under ``--data`` (the TCIA Brain-Tumor-Progression layout: series folders ``T1post``,
 ``FLAIRreg``, ... and a Secondary Capture ``MaskTumor``), run the app's own code path in-process (series selection,
 volumes, brain extraction, GTV) and measure on the T1post grid:
@@ -25,6 +28,7 @@ from operators.core.dicom_series import Study
 from operators.core.postprocess import postprocess
 from operators.core.predictor import load_models
 from operators.core.preprocess import align_to_reference, to_model_input, to_reference
+from operators.core.report import render_png
 from operators.core.selection import load_rules, select_series
 from operators.core.series_volume import series_to_volume
 from training.metrics import segmentation_metrics, summarise
@@ -49,8 +53,9 @@ def reference_mask(study: Study):
     return vol.with_array(vol.array > 0)
 
 
-def evaluate_study(study_dir: Path, models: tuple, rules: dict) -> dict:
-    """Metrics of one study; ``models`` as :func:`operators.core.predictor.load_models` returns them."""
+def evaluate_study(study_dir: Path, models: tuple, rules: dict, *, picture: Path | None = None) -> dict:
+    """Metrics of one study; ``models`` as :func:`operators.core.predictor.load_models` returns them. With
+    ``picture``, a PNG of the GTV (red), MaskTumor (green) and brain mask (blue) over T1post."""
     spec, predictor, brain_model = models
     channels = spec.preprocessing.channels
     study = choose_study(scan_folder(study_dir), channels=channels, rules=rules)
@@ -67,6 +72,10 @@ def evaluate_study(study_dir: Path, models: tuple, rules: dict) -> dict:
     brain = brain_mask.region if brain_mask else None  # where the app keeps a GTV
     gtv = postprocess(vols[0].with_array(probs), spec.postprocessing,
                       within=brain.array if brain is not None else None).mask.array
+    if picture is not None:
+        others = [(ref.array, (0, 255, 0))] + ([(brain.array, (60, 120, 255))] if brain is not None else [])
+        render_png(picture, vols[0], vols[0].with_array(gtv), others=others,
+                   title=f"{spec.name} {spec.version}: GTV red, MaskTumor green, brain mask (with margin) blue")
     spacing_zyx = tuple(float(s) for s in vols[0].grid.spacing[::-1])
     voxel_cm3 = vols[0].grid.voxel_volume_mm3 / 1000
     result = segmentation_metrics(gtv, ref.array, spacing_zyx)
@@ -98,7 +107,7 @@ def evaluate_dicom(models: str | Path, data: str | Path, out: str | Path, *, rul
     per = {}
     for s in studies:
         name = str(s.relative_to(data))
-        per[name] = evaluate_study(s, loaded, rules_dict)
+        per[name] = evaluate_study(s, loaded, rules_dict, picture=out / f"{name.replace('/', '_')}.png")
         logger.info("%s: %s", name, {k: round(v, 4) if isinstance(v, float) else v for k, v in per[name].items()})
     result = {"models": str(models), "studies": per,
               "summary": {k: summarise([v[k] for v in per.values() if v[k] is not None])
