@@ -6,6 +6,7 @@ Neither holds patient-identifying values: slices are named by index and position
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +35,7 @@ def render_png(
     *,
     title: str,
     colour: tuple[int, int, int] = (255, 0, 0),
+    others: Sequence[tuple[np.ndarray, tuple[int, int, int]]] = (),
 ) -> list[int]:
     """Draw the mask outline over the image on the slices through the mask.
 
@@ -41,6 +43,8 @@ def render_png(
         image: ``(Z, Y, X)`` reference image (T1 post-contrast) on its own grid; slices shown as acquired (row 0 at
             the top, as a DICOM viewer shows them), pixel aspect from the spacing.
         mask: ``(Z, Y, X)`` bool on the same grid.
+        others: more ``(Z, Y, X)`` bool masks on the same grid and their colours, outlined too (a reference
+            segmentation, the brain mask); the slices shown are those through ``mask`` or the first of these.
 
     Returns:
         The slice indices shown.
@@ -50,7 +54,8 @@ def render_png(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    slices = tumour_slices(mask.array)
+    shown = mask.array | others[0][0] if others else mask.array
+    slices = tumour_slices(shown)
     n = len(slices)
     cols = min(n, 4)
     rows = -(-n // cols)
@@ -58,13 +63,14 @@ def render_png(
     normal = image.grid.direction[:, 2]
     lo, hi = np.percentile(image.array, [1, 99.5])
     fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 3.9 * rows), squeeze=False, facecolor="black")
-    rgb = tuple(c / 255 for c in colour)
+    outlines = [(mask.array, colour), *others]
     for ax in axes.flat:
         ax.axis("off")
     for ax, k in zip(axes.flat, slices):
         ax.imshow(image.array[k], cmap="gray", vmin=lo, vmax=hi, aspect=sy / sx, interpolation="nearest")
-        if mask.array[k].any():
-            ax.contour(mask.array[k].astype(float), levels=[0.5], colors=[rgb], linewidths=1.2)
+        for m, rgb in outlines[::-1]:  # the mask last, on top
+            if m[k].any():
+                ax.contour(m[k].astype(float), levels=[0.5], colors=[tuple(c / 255 for c in rgb)], linewidths=1.2)
         pos = float(image.grid.index_to_lps([[0, 0, k]])[0] @ normal)
         ax.set_title(f"slice {k + 1}/{image.grid.shape[0]}  ({pos:.1f} mm)", color="white", fontsize=9)
     fig.suptitle(title, color="white", fontsize=10)
