@@ -186,8 +186,6 @@ def core_once(study: Path, models: Path, backend: str, device: str, out: Path, *
     import torch
 
     mark("torch_imported")
-    if not jit_optimize:
-        torch._C._set_graph_executor_optimize(False)
     if device in ("auto", "cuda") and torch.cuda.is_available():
         torch.zeros(1, device="cuda")
         torch.cuda.synchronize()
@@ -205,18 +203,19 @@ def core_once(study: Path, models: Path, backend: str, device: str, out: Path, *
     from operators.core.series_volume import series_to_volume
 
     mark("app_imported")
-    spec, predictor, brain = load_models(models, backend=backend, device=device)
-    mark("models_loaded")
-    rules = load_rules(DEFAULT_RULES)
-    channels = spec.preprocessing.channels
-    st = choose_study(scan_folder(study), channels=channels, rules=rules)
-    built = [series_to_volume(s.series) for s in select_series(st, channels, rules)]
-    vols = align_to_reference([v for v, _ in built], channels)
-    mark("dicom_to_volumes")
-    mask = extract_brain(vols[0], *brain) if brain is not None else None
-    mark("brain_extraction")
-    gtv = contour(vols, spec, predictor, brain_mask=mask)[0].mask
-    mark("gtv")
+    with torch.jit.optimized_execution(jit_optimize):
+        spec, predictor, brain = load_models(models, backend=backend, device=device)
+        mark("models_loaded")
+        rules = load_rules(DEFAULT_RULES)
+        channels = spec.preprocessing.channels
+        st = choose_study(scan_folder(study), channels=channels, rules=rules)
+        built = [series_to_volume(s.series) for s in select_series(st, channels, rules)]
+        vols = align_to_reference([v for v, _ in built], channels)
+        mark("dicom_to_volumes")
+        mask = extract_brain(vols[0], *brain) if brain is not None else None
+        mark("brain_extraction")
+        gtv = contour(vols, spec, predictor, brain_mask=mask)[0].mask
+        mark("gtv")
     out.mkdir(parents=True, exist_ok=True)
     model = spec.identity()
     build_seg([gtv], built[0][1], structures=[structure("GTV")], model=model).save_as(out / "gtv_seg.dcm",
