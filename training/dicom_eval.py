@@ -78,6 +78,7 @@ def evaluate_study(study_dir: Path, models: tuple, rules: dict, *, picture: Path
                    title=f"{spec.name} {spec.version}: GTV red, MaskTumor green, brain mask (with margin) blue")
     spacing_zyx = tuple(float(s) for s in vols[0].grid.spacing[::-1])
     voxel_cm3 = vols[0].grid.voxel_volume_mm3 / 1000
+    tissue_cm3, region_cm3 = brain_mask.cm3() if brain_mask else (None, None)
     result = segmentation_metrics(gtv, ref.array, spacing_zyx)
     result.update({
         "outside_brain_predicted_cm3": float((unrestricted & ~brain.array).sum() * voxel_cm3) if brain else None,
@@ -86,8 +87,8 @@ def evaluate_study(study_dir: Path, models: tuple, rules: dict, *, picture: Path
         if brain else None,
         "reference_in_tissue_fraction": float((ref.array & brain_mask.tissue.array).sum() / max(ref.array.sum(), 1))
         if brain_mask else None,
-        "brain_cm3": brain_mask.cm3()[0] if brain_mask else None,
-        "brain_region_cm3": brain_mask.cm3()[1] if brain_mask else None,
+        "brain_cm3": tissue_cm3,
+        "brain_region_cm3": region_cm3,
     })
     return result
 
