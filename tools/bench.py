@@ -70,7 +70,8 @@ def timed(results: dict, name: str, fn, repeat: int):
     return out
 
 
-def ours(study: Path, models: Path, backend: str, device: str, repeat: int) -> tuple[dict, dict]:
+def ours(study: Path, models: Path, backend: str, device: str, repeat: int, *, jit_optimize: bool = False
+         ) -> tuple[dict, dict]:
     from app.config import DEFAULT_RULES
     from operators.core.brain import extract_brain
     from operators.core.dicom_io import choose_study, scan_folder
@@ -84,7 +85,8 @@ def ours(study: Path, models: Path, backend: str, device: str, repeat: int) -> t
     from operators.core.series_volume import series_to_volume
 
     r: dict = {}
-    spec, predictor, brain = timed(r, "model_load", lambda: load_models(models, backend=backend, device=device), 1)
+    spec, predictor, brain = timed(r, "model_load", lambda: load_models(models, backend=backend, device=device,
+                                                                          jit_optimize=jit_optimize), 1)
     rules = load_rules(DEFAULT_RULES)
     channels = spec.preprocessing.channels
     st = timed(r, "load", lambda: choose_study(scan_folder(study), channels=channels, rules=rules), repeat)
@@ -102,7 +104,8 @@ def ours(study: Path, models: Path, backend: str, device: str, repeat: int) -> t
                                        brain_mask=mask.tissue if mask is not None else None)
 
     aligned, (image, grid) = timed(r, "resample", resample, repeat)
-    # the first call pays for TorchScript's profiling runs and kernel compiles (or a TensorRT engine load)
+    # the first call pays for lazy imports and first kernels (with --jit-optimize, TorchScript's profiling runs and
+    # fusion compiles; with TensorRT, nothing: the engine is built or loaded with the model)
     timed(r, "inference_first_call", lambda: predictor.predict(image), 1)
     probs = timed(r, "inference", lambda: predictor.predict(image), repeat)
     ref_probs = timed(r, "inverse", lambda: to_reference(probs, grid, aligned[0].grid), repeat)
@@ -167,14 +170,15 @@ def end_to_end(study: Path, models: Path, backend: str, device: str, repeat: int
             "app_stages": report["stages"]}
 
 
-def core_once(study: Path, models: Path, backend: str, device: str, out: Path, *, jit_optimize: bool = True,
+def core_once(study: Path, models: Path, backend: str, device: str, out: Path, *, jit_optimize: bool = False,
               t_start: float | None = None) -> dict:
     """The app's whole path once, in this process, without the Holoscan graph: models, DICOM in, SEG and RTSTRUCT
     out. Timed from outside (process start to files written) where Holoscan is not installed (the GPU machine);
     returns the seconds from ``t_start`` (the parent's clock at launch) at which each step ended: where a cold
     process spends its time (imports, CUDA start, first inferences).
 
-    ``jit_optimize=False`` turns off TorchScript's profiling optimiser, whose first calls compile fused kernels.
+    ``jit_optimize=True`` turns on TorchScript's profiling optimiser (the app keeps it off), whose first calls compile
+    fused kernels.
     """
     marks: dict = {}
     t0 = t_start if t_start is not None else time.time()
@@ -190,6 +194,9 @@ def core_once(study: Path, models: Path, backend: str, device: str, out: Path, *
         torch.zeros(1, device="cuda")
         torch.cuda.synchronize()
         mark("cuda_context")
+    import monai.inferers  # noqa: F401  (imported by the first inference otherwise; timed apart here)
+
+    mark("monai_imported")
     from app.config import DEFAULT_RULES
     from operators.core.brain import extract_brain
     from operators.core.contour import contour
@@ -203,19 +210,18 @@ def core_once(study: Path, models: Path, backend: str, device: str, out: Path, *
     from operators.core.series_volume import series_to_volume
 
     mark("app_imported")
-    with torch.jit.optimized_execution(jit_optimize):
-        spec, predictor, brain = load_models(models, backend=backend, device=device)
-        mark("models_loaded")
-        rules = load_rules(DEFAULT_RULES)
-        channels = spec.preprocessing.channels
-        st = choose_study(scan_folder(study), channels=channels, rules=rules)
-        built = [series_to_volume(s.series) for s in select_series(st, channels, rules)]
-        vols = align_to_reference([v for v, _ in built], channels)
-        mark("dicom_to_volumes")
-        mask = extract_brain(vols[0], *brain) if brain is not None else None
-        mark("brain_extraction")
-        gtv = contour(vols, spec, predictor, brain_mask=mask)[0].mask
-        mark("gtv")
+    spec, predictor, brain = load_models(models, backend=backend, device=device, jit_optimize=jit_optimize)
+    mark("models_loaded")
+    rules = load_rules(DEFAULT_RULES)
+    channels = spec.preprocessing.channels
+    st = choose_study(scan_folder(study), channels=channels, rules=rules)
+    built = [series_to_volume(s.series) for s in select_series(st, channels, rules)]
+    vols = align_to_reference([v for v, _ in built], channels)
+    mark("dicom_to_volumes")
+    mask = extract_brain(vols[0], *brain) if brain is not None else None
+    mark("brain_extraction")
+    gtv = contour(vols, spec, predictor, brain_mask=mask)[0].mask
+    mark("gtv")
     out.mkdir(parents=True, exist_ok=True)
     model = spec.identity()
     build_seg([gtv], built[0][1], structures=[structure("GTV")], model=model).save_as(out / "gtv_seg.dcm",
@@ -227,7 +233,7 @@ def core_once(study: Path, models: Path, backend: str, device: str, out: Path, *
 
 
 def end_to_end_core(study: Path, models: Path, backend: str, device: str, repeat: int, *,
-                    jit_optimize: bool = True) -> dict:
+                    jit_optimize: bool = False) -> dict:
     """Process start to SEG and RTSTRUCT written, the core path without Holoscan (:func:`core_once`), with the
     time at which each step ended in the last run."""
     times, marks = [], None
@@ -237,7 +243,7 @@ def end_to_end_core(study: Path, models: Path, backend: str, device: str, repeat
             cmd = [sys.executable, str(Path(__file__).resolve()), "--core-once", str(Path(d) / "out"), "--study",
                    str(study), "--models", str(models), "--backend", backend, "--device", device,
                    "--t-start", repr(time.time())]
-            p = subprocess.run(cmd + ([] if jit_optimize else ["--no-jit-optimize"]), cwd=REPO, capture_output=True,
+            p = subprocess.run(cmd + (["--jit-optimize"] if jit_optimize else []), cwd=REPO, capture_output=True,
                                text=True)
             times.append(time.perf_counter() - t0)
             if p.returncode != 0 or not (Path(d) / "out" / "gtv_rtstruct.dcm").is_file():
@@ -262,23 +268,25 @@ def main() -> None:
     p.add_argument("--process-repeat", type=int, help="runs of each whole-process timing (default: --repeat)")
     p.add_argument("--core-once", type=Path, metavar="OUT", help=argparse.SUPPRESS)
     p.add_argument("--t-start", type=float, help=argparse.SUPPRESS)
-    p.add_argument("--no-jit-optimize", action="store_true",
-                   help="turn off TorchScript's profiling optimiser (first calls compile fused kernels)")
+    p.add_argument("--jit-optimize", action="store_true",
+                   help="turn on TorchScript's profiling optimiser, off in the app (its first calls compile fused "
+                        "kernels)")
     a = p.parse_args()
     os.environ.setdefault("HOLOSCAN_LOG_LEVEL", "ERROR")
     if a.core_once:
         print(json.dumps(core_once(a.study, a.models, a.backend, a.device, a.core_once,
-                                   jit_optimize=not a.no_jit_optimize, t_start=a.t_start)))
+                                   jit_optimize=a.jit_optimize, t_start=a.t_start)))
         return
     import torch
 
-    stages, extra = ours(a.study, a.models, a.backend, a.device, a.repeat)
+    stages, extra = ours(a.study, a.models, a.backend, a.device, a.repeat, jit_optimize=a.jit_optimize)
     sdk = None if a.skip_sdk else stock(a.study, extra["mask"], a.repeat)
     result = {
         "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
                     "torch_threads": torch.get_num_threads(),
                     "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None},
         "study": str(a.study.resolve()),
+        "jit_optimize": a.jit_optimize,
         **extra["info"],
         "stages": stages,
         "stages_total_seconds": round(sum(v["seconds"] for k, v in stages.items()
@@ -295,7 +303,7 @@ def main() -> None:
                                                                      a.process_repeat or a.repeat),
         "end_to_end_core_process": end_to_end_core(a.study, a.models, a.backend, a.device,
                                                    a.process_repeat or a.repeat,
-                                                   jit_optimize=not a.no_jit_optimize) if a.core_process else None,
+                                                   jit_optimize=a.jit_optimize) if a.core_process else None,
     }
     text = json.dumps(result, indent=2)
     print(text)

@@ -1,0 +1,47 @@
+"""The TorchScript back end as the app runs it: the profiling optimiser off by default, and on or off the same
+probabilities from the bundled GTV model on a real BraTS case."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from operators.core.model_spec import find_model
+from operators.core.predictor import TorchScriptPredictor, load_models
+from operators.core.preprocess import to_model_input
+from training.brats import find_cases, read_volume, skull_stripped_brain_mask
+
+REPO_MODELS = Path(__file__).resolve().parents[4] / "models"
+
+
+@pytest.fixture(scope="module")
+def real_input(shared_data):
+    spec = find_model(REPO_MODELS)
+    case = find_cases(shared_data / "brats2018", spec.preprocessing.channels, case_ids=["Brats18_CBICA_AQN_1"])[0]
+    channels = [read_volume(p) for p in case.channel_paths]
+    image, _ = to_model_input(channels, spec.preprocessing, brain_mask=skull_stripped_brain_mask(channels))
+    return spec, image
+
+
+def executed_graph_is_optimised() -> bool:
+    """The profiling optimiser inlines the submodules' methods into one graph; without it they stay calls."""
+    return "prim::CallMethod" not in str(torch.jit.last_executed_optimized_graph())
+
+
+def test_optimiser_off_by_default_and_outputs_equal_with_it_on(real_input):
+    spec, image = real_input
+    default = load_models(REPO_MODELS, backend="torchscript", device="cpu")[1]
+    assert default.jit_optimize is False
+    off = [default.predict(image) for _ in range(2)]  # the optimiser would act from the second call
+    assert not executed_graph_is_optimised()
+    on_predictor = TorchScriptPredictor(spec, device="cpu", jit_optimize=True)
+    on = [on_predictor.predict(image) for _ in range(2)]
+    assert executed_graph_is_optimised()
+    # the switch is the predictor's own, not left behind for other TorchScript code in the process
+    assert torch._C._get_graph_executor_optimize() is True
+    for a, b in zip(off, on):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+    mask = off[0] > 0.5
+    assert mask.sum() > 1000  # the case has a tumour core the model finds
+    assert (mask == (on[0] > 0.5)).all()
