@@ -22,6 +22,7 @@ import tempfile
 import threading
 import time
 from contextlib import contextmanager
+from dataclasses import asdict
 from pathlib import Path
 
 import psutil
@@ -29,6 +30,13 @@ import psutil
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 DEFAULT_STUDY = REPO / ".." / "shared" / "data" / "tcia-brain-tumor-progression" / "PGBM-001" / "1992-04-02"
+
+from operators.core.predictor import TorchScriptOptions  # noqa: E402  (after the repository is on the path)
+
+
+def torchscript_flags(options: TorchScriptOptions) -> list[str]:
+    """The command-line flags that give ``options`` (the inverse of ``main``'s parsing)."""
+    return (["--jit-optimize"] if options.jit_optimize else []) + ([] if options.cuda_fp16 else ["--cuda-fp32"])
 
 
 class PeakRSS:
@@ -70,8 +78,8 @@ def timed(results: dict, name: str, fn, repeat: int):
     return out
 
 
-def ours(study: Path, models: Path, backend: str, device: str, repeat: int, *, jit_optimize: bool = False
-         ) -> tuple[dict, dict]:
+def ours(study: Path, models: Path, backend: str, device: str, repeat: int, *,
+         torchscript: TorchScriptOptions) -> tuple[dict, dict]:
     from app.config import DEFAULT_RULES
     from operators.core.brain import extract_brain
     from operators.core.dicom_io import choose_study, scan_folder
@@ -86,7 +94,7 @@ def ours(study: Path, models: Path, backend: str, device: str, repeat: int, *, j
 
     r: dict = {}
     spec, predictor, brain = timed(r, "model_load", lambda: load_models(models, backend=backend, device=device,
-                                                                          jit_optimize=jit_optimize), 1)
+                                                                          torchscript=torchscript), 1)
     rules = load_rules(DEFAULT_RULES)
     channels = spec.preprocessing.channels
     st = timed(r, "load", lambda: choose_study(scan_folder(study), channels=channels, rules=rules), repeat)
@@ -170,15 +178,15 @@ def end_to_end(study: Path, models: Path, backend: str, device: str, repeat: int
             "app_stages": report["stages"]}
 
 
-def core_once(study: Path, models: Path, backend: str, device: str, out: Path, *, jit_optimize: bool = False,
-              t_start: float | None = None) -> dict:
+def core_once(study: Path, models: Path, backend: str, device: str, out: Path, *,
+              torchscript: TorchScriptOptions, t_start: float | None = None) -> dict:
     """The app's whole path once, in this process, without the Holoscan graph: models, DICOM in, SEG and RTSTRUCT
     out. Timed from outside (process start to files written) where Holoscan is not installed (the GPU machine);
     returns the seconds from ``t_start`` (the parent's clock at launch) at which each step ended: where a cold
     process spends its time (imports, CUDA start, first inferences).
 
-    ``jit_optimize=True`` turns on TorchScript's profiling optimiser (the app keeps it off), whose first calls compile
-    fused kernels.
+    ``torchscript`` varies how TorchScript runs (the app keeps the defaults): the profiling optimiser, whose first
+    calls compile fused kernels, and fp16 autocast on CUDA.
     """
     marks: dict = {}
     t0 = t_start if t_start is not None else time.time()
@@ -210,7 +218,7 @@ def core_once(study: Path, models: Path, backend: str, device: str, out: Path, *
     from operators.core.series_volume import series_to_volume
 
     mark("app_imported")
-    spec, predictor, brain = load_models(models, backend=backend, device=device, jit_optimize=jit_optimize)
+    spec, predictor, brain = load_models(models, backend=backend, device=device, torchscript=torchscript)
     mark("models_loaded")
     rules = load_rules(DEFAULT_RULES)
     channels = spec.preprocessing.channels
@@ -233,7 +241,7 @@ def core_once(study: Path, models: Path, backend: str, device: str, out: Path, *
 
 
 def end_to_end_core(study: Path, models: Path, backend: str, device: str, repeat: int, *,
-                    jit_optimize: bool = False) -> dict:
+                    torchscript: TorchScriptOptions) -> dict:
     """Process start to SEG and RTSTRUCT written, the core path without Holoscan (:func:`core_once`), with the
     time at which each step ended in the last run."""
     times, marks = [], None
@@ -243,14 +251,14 @@ def end_to_end_core(study: Path, models: Path, backend: str, device: str, repeat
             cmd = [sys.executable, str(Path(__file__).resolve()), "--core-once", str(Path(d) / "out"), "--study",
                    str(study), "--models", str(models), "--backend", backend, "--device", device,
                    "--t-start", repr(time.time())]
-            p = subprocess.run(cmd + (["--jit-optimize"] if jit_optimize else []), cwd=REPO, capture_output=True,
+            p = subprocess.run(cmd + torchscript_flags(torchscript), cwd=REPO, capture_output=True,
                                text=True)
             times.append(time.perf_counter() - t0)
             if p.returncode != 0 or not (Path(d) / "out" / "gtv_rtstruct.dcm").is_file():
                 raise SystemExit(f"core path failed: {p.stderr[-2000:]}")
             marks = json.loads(p.stdout.strip().splitlines()[-1])
     return {"seconds": round(statistics.median(times), 3), "runs": [round(t, 3) for t in times],
-            "jit_optimize": jit_optimize, "steps_ended_at_s": marks}
+            "torchscript": asdict(torchscript), "steps_ended_at_s": marks}
 
 
 def main() -> None:
@@ -271,22 +279,24 @@ def main() -> None:
     p.add_argument("--jit-optimize", action="store_true",
                    help="turn on TorchScript's profiling optimiser, off in the app (its first calls compile fused "
                         "kernels)")
+    p.add_argument("--cuda-fp32", action="store_true", help="TorchScript on CUDA in fp32 (the app: fp16 autocast)")
     a = p.parse_args()
     os.environ.setdefault("HOLOSCAN_LOG_LEVEL", "ERROR")
+    torchscript = TorchScriptOptions(jit_optimize=a.jit_optimize, cuda_fp16=not a.cuda_fp32)
     if a.core_once:
         print(json.dumps(core_once(a.study, a.models, a.backend, a.device, a.core_once,
-                                   jit_optimize=a.jit_optimize, t_start=a.t_start)))
+                                   torchscript=torchscript, t_start=a.t_start)))
         return
     import torch
 
-    stages, extra = ours(a.study, a.models, a.backend, a.device, a.repeat, jit_optimize=a.jit_optimize)
+    stages, extra = ours(a.study, a.models, a.backend, a.device, a.repeat, torchscript=torchscript)
     sdk = None if a.skip_sdk else stock(a.study, extra["mask"], a.repeat)
     result = {
         "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
                     "torch_threads": torch.get_num_threads(),
                     "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None},
         "study": str(a.study.resolve()),
-        "jit_optimize": a.jit_optimize,
+        "torchscript": asdict(torchscript),
         **extra["info"],
         "stages": stages,
         "stages_total_seconds": round(sum(v["seconds"] for k, v in stages.items()
@@ -303,7 +313,7 @@ def main() -> None:
                                                                      a.process_repeat or a.repeat),
         "end_to_end_core_process": end_to_end_core(a.study, a.models, a.backend, a.device,
                                                    a.process_repeat or a.repeat,
-                                                   jit_optimize=a.jit_optimize) if a.core_process else None,
+                                                   torchscript=torchscript) if a.core_process else None,
     }
     text = json.dumps(result, indent=2)
     print(text)

@@ -7,10 +7,11 @@ device are hidden behind it. Back-end libraries are imported lazily.
 
 Back ends:
 
-* ``torchscript``: ``models/model.ts`` on CPU, or CUDA with fp16 autocast. TorchScript's profiling optimiser is off
-  by default (``jit_optimize``): the app runs once per study, and the optimiser's first calls compile fused kernels
-  (NVRTC on CUDA) for a steady-state gain measured at none (H200: 25.8 ms optimised TorchScript fp16 vs 24.8 ms
-  eager on the reference grid; 2-core CPU: the same cold-process time either way, ``tools/bench.py``).
+* ``torchscript``: ``models/model.ts`` on CPU, or CUDA with fp16 autocast (:class:`TorchScriptOptions`).
+  TorchScript's profiling optimiser is off by default (``jit_optimize``): the app runs once per study, and the
+  optimiser's first calls compile fused kernels (NVRTC on CUDA) for a steady-state gain measured at none (H200:
+  25.8 ms optimised TorchScript fp16 vs 24.8 ms eager on the reference grid; 2-core CPU: the same cold-process time
+  either way, ``tools/bench.py``).
 * ``onnxruntime``: ``models/model.onnx`` with ONNX Runtime's CPU provider.
 * ``tensorrt``: an fp16 engine built from ``models/model.onnx`` by the TensorRT builder, once per model hash, GPU,
   TensorRT version, precision and window shape, and cached on disk (see :class:`TensorRTPredictor`).
@@ -23,6 +24,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -80,25 +82,34 @@ def sliding_window(image: np.ndarray, spec: ModelSpec, forward: Callable, *, dev
     return out
 
 
-class TorchScriptPredictor:
-    """``models/model.ts`` (its hash was checked when the spec was loaded); fp16 autocast on CUDA.
+@dataclass(frozen=True)
+class TorchScriptOptions:
+    """How the TorchScript back end runs (the benchmark varies these; the app keeps the defaults).
 
-    Args:
-        jit_optimize: run TorchScript's profiling optimiser (fusion, specialisation); off by default, see the module
-            docstring.
+    Attributes:
+        jit_optimize: TorchScript's profiling optimiser (fusion, specialisation); off, see the module docstring.
+        cuda_fp16: fp16 autocast on CUDA; fp32 when False. No effect on CPU.
     """
 
+    jit_optimize: bool = False
+    cuda_fp16: bool = True
+
+
+class TorchScriptPredictor:
+    """``models/model.ts`` (its hash was checked when the spec was loaded), run as ``options`` say."""
+
     def __init__(self, spec: ModelSpec, *, device: str = "auto", reason: str = "requested",
-                 jit_optimize: bool = False) -> None:
+                 options: TorchScriptOptions = TorchScriptOptions()) -> None:
         import torch
 
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         self.device = torch.device(device)
-        self.name = f"torchscript-{self.device.type}" + ("-fp16" if self.device.type == "cuda" else "")
+        self.fp16 = options.cuda_fp16 and self.device.type == "cuda"
+        self.name = f"torchscript-{self.device.type}" + ("-fp16" if self.fp16 else "")
         self.reason = reason
         self.spec = spec
-        self.jit_optimize = jit_optimize
+        self.options = options
         try:
             self.module = torch.jit.load(str(spec.model_file), map_location=self.device).eval()
         except RuntimeError as e:
@@ -111,8 +122,8 @@ class TorchScriptPredictor:
     def _forward(self, x):
         import torch
 
-        with (torch.jit.optimized_execution(self.jit_optimize),
-              torch.autocast(self.device.type, dtype=torch.float16, enabled=self.device.type == "cuda")):
+        with (torch.jit.optimized_execution(self.options.jit_optimize),
+              torch.autocast(self.device.type, dtype=torch.float16, enabled=self.fp16)):
             return self.module(x)
 
     def predict(self, image: np.ndarray) -> np.ndarray:
@@ -221,9 +232,10 @@ def _importable(module: str) -> bool:
 
 
 def make_predictor(spec: ModelSpec, *, backend: str = "auto", device: str = "auto",
-                   cache_dir: Path | None = None, jit_optimize: bool = False) -> Predictor:
+                   cache_dir: Path | None = None, torchscript: TorchScriptOptions = TorchScriptOptions()
+                   ) -> Predictor:
     """The predictor for a back-end name; ``auto`` picks as the module docstring says and records why.
-    ``jit_optimize`` is passed to :class:`TorchScriptPredictor`."""
+    ``torchscript`` is passed to :class:`TorchScriptPredictor`."""
     if backend not in BACKENDS:
         raise ModelSpecError(f"inference back end {backend!r} is not one of {BACKENDS}")
     cuda = False
@@ -240,26 +252,27 @@ def make_predictor(spec: ModelSpec, *, backend: str = "auto", device: str = "aut
         if cuda:
             why = "auto: CUDA GPU available, TensorRT " + ("has no ONNX model" if _importable("tensorrt")
                                                              else "not installed")
-            return TorchScriptPredictor(spec, device="cuda", reason=why, jit_optimize=jit_optimize)
+            return TorchScriptPredictor(spec, device="cuda", reason=why, options=torchscript)
         if CPU_PREFERENCE == "onnxruntime" and spec.onnx_sha256 and _importable("onnxruntime"):
             return OnnxRuntimePredictor(spec, reason="auto: no GPU; ONNX Runtime measured fastest on CPU")
         return TorchScriptPredictor(spec, device="cpu", reason="auto: no GPU; TorchScript measured fastest on CPU",
-                                    jit_optimize=jit_optimize)
+                                    options=torchscript)
     if backend == "torchscript":
-        return TorchScriptPredictor(spec, device=device, jit_optimize=jit_optimize)
+        return TorchScriptPredictor(spec, device=device, options=torchscript)
     if backend == "onnxruntime":
         return OnnxRuntimePredictor(spec)
     return TensorRTPredictor(spec, cache_dir=cache_dir)
 
 
-def load_models(models_root: Path | str, *, backend: str = "auto", device: str = "auto", jit_optimize: bool = False
+def load_models(models_root: Path | str, *, backend: str = "auto", device: str = "auto",
+                torchscript: TorchScriptOptions = TorchScriptOptions()
                 ) -> tuple[ModelSpec, Predictor, tuple[ModelSpec, Predictor] | None]:
     """The GTV bundle in ``models_root`` and its predictor, plus the brain-extraction bundle and predictor its
     metadata names (``preprocessing.brain_mask_model``), or None when it names none. Every hash is verified."""
     spec = find_model(models_root)
-    predictor = make_predictor(spec, backend=backend, device=device, jit_optimize=jit_optimize)
+    predictor = make_predictor(spec, backend=backend, device=device, torchscript=torchscript)
     brain = None
     if spec.preprocessing.brain_mask_model:
         brain_spec = find_model(models_root, spec.preprocessing.brain_mask_model, beside=spec.root)
-        brain = (brain_spec, make_predictor(brain_spec, backend=backend, device=device, jit_optimize=jit_optimize))
+        brain = (brain_spec, make_predictor(brain_spec, backend=backend, device=device, torchscript=torchscript))
     return spec, predictor, brain

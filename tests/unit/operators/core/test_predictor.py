@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from operators.core.model_spec import find_model
-from operators.core.predictor import TorchScriptPredictor, load_models
+from operators.core.predictor import TorchScriptOptions, TorchScriptPredictor, load_models
 from operators.core.preprocess import to_model_input
 from training.brats import find_cases, read_volume, skull_stripped_brain_mask
 
@@ -32,10 +32,10 @@ def executed_graph_is_optimised() -> bool:
 def test_optimiser_off_by_default_and_outputs_equal_with_it_on(real_input):
     spec, image = real_input
     default = load_models(REPO_MODELS, backend="torchscript", device="cpu")[1]
-    assert default.jit_optimize is False
+    assert default.options == TorchScriptOptions(jit_optimize=False, cuda_fp16=True)
     off = [default.predict(image) for _ in range(2)]  # the optimiser would act from the second call
     assert not executed_graph_is_optimised()
-    on_predictor = TorchScriptPredictor(spec, device="cpu", jit_optimize=True)
+    on_predictor = TorchScriptPredictor(spec, device="cpu", options=TorchScriptOptions(jit_optimize=True))
     on = [on_predictor.predict(image) for _ in range(2)]
     assert executed_graph_is_optimised()
     # the switch is the predictor's own, not left behind for other TorchScript code in the process
