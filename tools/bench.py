@@ -179,14 +179,15 @@ def end_to_end(study: Path, models: Path, backend: str, device: str, repeat: int
 
 
 def core_once(study: Path, models: Path, backend: str, device: str, out: Path, *,
-              torchscript: TorchScriptOptions, t_start: float | None = None) -> dict:
+              torchscript: TorchScriptOptions, t_start: float | None = None, cudnn: bool = True) -> dict:
     """The app's whole path once, in this process, without the Holoscan graph: models, DICOM in, SEG and RTSTRUCT
     out. Timed from outside (process start to files written) where Holoscan is not installed (the GPU machine);
     returns the seconds from ``t_start`` (the parent's clock at launch) at which each step ended: where a cold
     process spends its time (imports, CUDA start, first inferences).
 
     ``torchscript`` varies how TorchScript runs (the app keeps the defaults): the profiling optimiser, whose first
-    calls compile fused kernels, and fp16 autocast on CUDA.
+    calls compile fused kernels, and fp16 autocast on CUDA. ``cudnn=False`` (a diagnostic, never the app) runs
+    convolutions without cuDNN, whose first calls on a GPU may compile kernels at run time.
     """
     marks: dict = {}
     t0 = t_start if t_start is not None else time.time()
@@ -198,6 +199,7 @@ def core_once(study: Path, models: Path, backend: str, device: str, out: Path, *
     import torch
 
     mark("torch_imported")
+    torch.backends.cudnn.enabled = cudnn
     if device in ("auto", "cuda") and torch.cuda.is_available():
         torch.zeros(1, device="cuda")
         torch.cuda.synchronize()
@@ -241,7 +243,7 @@ def core_once(study: Path, models: Path, backend: str, device: str, out: Path, *
 
 
 def end_to_end_core(study: Path, models: Path, backend: str, device: str, repeat: int, *,
-                    torchscript: TorchScriptOptions) -> dict:
+                    torchscript: TorchScriptOptions, cudnn: bool = True) -> dict:
     """Process start to SEG and RTSTRUCT written, the core path without Holoscan (:func:`core_once`), with the
     time at which each step ended in the last run."""
     times, marks = [], None
@@ -251,14 +253,14 @@ def end_to_end_core(study: Path, models: Path, backend: str, device: str, repeat
             cmd = [sys.executable, str(Path(__file__).resolve()), "--core-once", str(Path(d) / "out"), "--study",
                    str(study), "--models", str(models), "--backend", backend, "--device", device,
                    "--t-start", repr(time.time())]
-            p = subprocess.run(cmd + torchscript_flags(torchscript), cwd=REPO, capture_output=True,
-                               text=True)
+            p = subprocess.run(cmd + torchscript_flags(torchscript) + ([] if cudnn else ["--no-cudnn"]), cwd=REPO,
+                               capture_output=True, text=True)
             times.append(time.perf_counter() - t0)
             if p.returncode != 0 or not (Path(d) / "out" / "gtv_rtstruct.dcm").is_file():
                 raise SystemExit(f"core path failed: {p.stderr[-2000:]}")
             marks = json.loads(p.stdout.strip().splitlines()[-1])
     return {"seconds": round(statistics.median(times), 3), "runs": [round(t, 3) for t in times],
-            "torchscript": asdict(torchscript), "steps_ended_at_s": marks}
+            "torchscript": asdict(torchscript), "cudnn": cudnn, "steps_ended_at_s": marks}
 
 
 def main() -> None:
@@ -280,12 +282,14 @@ def main() -> None:
                    help="turn on TorchScript's profiling optimiser, off in the app (its first calls compile fused "
                         "kernels)")
     p.add_argument("--cuda-fp32", action="store_true", help="TorchScript on CUDA in fp32 (the app: fp16 autocast)")
+    p.add_argument("--no-cudnn", action="store_true",
+                   help="diagnostic: the core process without cuDNN (its first GPU calls may compile kernels)")
     a = p.parse_args()
     os.environ.setdefault("HOLOSCAN_LOG_LEVEL", "ERROR")
     torchscript = TorchScriptOptions(jit_optimize=a.jit_optimize, cuda_fp16=not a.cuda_fp32)
     if a.core_once:
         print(json.dumps(core_once(a.study, a.models, a.backend, a.device, a.core_once,
-                                   torchscript=torchscript, t_start=a.t_start)))
+                                   torchscript=torchscript, t_start=a.t_start, cudnn=not a.no_cudnn)))
         return
     import torch
 
@@ -313,7 +317,8 @@ def main() -> None:
                                                                      a.process_repeat or a.repeat),
         "end_to_end_core_process": end_to_end_core(a.study, a.models, a.backend, a.device,
                                                    a.process_repeat or a.repeat,
-                                                   torchscript=torchscript) if a.core_process else None,
+                                                   torchscript=torchscript,
+                                                   cudnn=not a.no_cudnn) if a.core_process else None,
     }
     text = json.dumps(result, indent=2)
     print(text)

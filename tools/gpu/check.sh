@@ -8,7 +8,7 @@
 # finishing: compile is now off by default (VARIANTS=eager,fp16,torchscript,compile to try it again).
 # Session 2's cold process took 18.9 s (target 2 s); each cold process below records when each step ended (torch
 # import, CUDA context, MONAI import, models, DICOM, brain, GTV, outputs) for the app's settings (profiling optimiser
-# off, fp16), with the optimiser on, and in fp32: where the seconds go, and which setting removes them.
+# off, fp16), with the optimiser on, in fp32, and without cuDNN: where the seconds go, and which setting removes them.
 #
 # The GPU machine has torch (CUDA), no TensorRT, no Holoscan. It times the app's stages in-process with TorchScript
 # fp16 on CUDA, the core path as a process (start to SEG/RTSTRUCT written), the networks alone on the 240x240x155
@@ -29,12 +29,15 @@ timeout 150 python3 tools/bench.py --study /tmp/study --device "$DEV" --backend 
   --skip-sdk --skip-process --core-process --process-repeat 3 --out "$OUT/bench_cuda.json" > /dev/null
 echo "== the same with TorchScript's profiling optimiser on (session 2's 18.9 s cold process ran with it)"
 timeout 90 python3 tools/bench.py --study /tmp/study --device "$DEV" --backend torchscript --repeat 1 --skip-sdk \
-  --skip-process --core-process --process-repeat 3 --jit-optimize --out "$OUT/bench_cuda_jit.json" > /dev/null
+  --skip-process --core-process --process-repeat 2 --jit-optimize --out "$OUT/bench_cuda_jit.json" > /dev/null
 echo "== the same in fp32 (no autocast; the network alone measured faster in fp32 on the H200)"
 timeout 90 python3 tools/bench.py --study /tmp/study --device "$DEV" --backend torchscript --repeat 1 --skip-sdk \
-  --skip-process --core-process --process-repeat 3 --cuda-fp32 --out "$OUT/bench_cuda_fp32.json" > /dev/null
+  --skip-process --core-process --process-repeat 2 --cuda-fp32 --out "$OUT/bench_cuda_fp32.json" > /dev/null
+echo "== the app's settings with cuDNN off in the cold process (diagnostic: cuDNN 9 may compile kernels at first use)"
+timeout 90 python3 tools/bench.py --study /tmp/study --device "$DEV" --backend torchscript --repeat 1 --skip-sdk \
+  --skip-process --core-process --process-repeat 2 --no-cudnn --out "$OUT/bench_cuda_nocudnn.json" > /dev/null
 for f in "$OUT"/bench_cuda*.json; do python3 -c "import json, sys; d = json.load(open(sys.argv[1]))
-e = d['end_to_end_core_process']; print(sys.argv[1].split('/')[-1], d['torchscript'], 'first call',
+e = d['end_to_end_core_process']; print(sys.argv[1].split('/')[-1], d['torchscript'], 'cudnn', e.get('cudnn'), 'first call',
 d['stages']['inference_first_call']['seconds'], 's, cold process', e['runs'], e['steps_ended_at_s'])" "$f"; done
 echo "== networks alone on the 240x240x155 reference grid"
 timeout 150 python3 tools/infer_bench.py --device "$DEV" --repeat "$REPEAT" --networks "${NETS:-bundle,reference}" \

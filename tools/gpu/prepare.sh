@@ -19,13 +19,18 @@ python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 -
 rm -rf "$tmp"
 study=../shared/data/tcia-brain-tumor-progression/PGBM-001/1992-04-02
 tar cf - -C "$study" T1post FLAIRreg | xz -T0 -6 > .gpudata/study.tar.xz
-# the 2 mm cache of the GTV config (built by any training or evaluation run here first)
+# the 2 mm cache of the GTV config (prepared here if no training run made it yet: about a minute)
 py=python3; test -x .venv/bin/python && py=.venv/bin/python
 key=$($py -c "
-from training.brats import _cache_key
+from training.brats import _cache_key, find_cases, load_prepared
 from training.config import load_config, preprocessing_spec
-print(_cache_key(preprocessing_spec(load_config('training/configs/gtv.yaml').preprocessing)))")
-test -d "work/cache/$key" || { echo "no prepared cache work/cache/$key: run a gtv training or evaluation first"; exit 1; }
+c = load_config('training/configs/gtv.yaml'); pre = preprocessing_spec(c.preprocessing)
+for case in find_cases(c.data.root, pre.channels):
+    load_prepared(case, pre, c.data.cache_dir)
+print(_cache_key(pre))" | tail -1)
 mkdir -p ".gpudata/train/cache" && cp -r "work/cache/$key" .gpudata/train/cache/
-cp work/experiment/pretrain/best.pt .gpudata/train/pretrain_best.pt
+# the hippocampus-pretrained checkpoint (training call only; ~13 min on this CPU if missing, see README)
+if test -f work/experiment/pretrain/best.pt; then cp work/experiment/pretrain/best.pt .gpudata/train/pretrain_best.pt
+else echo "no work/experiment/pretrain/best.pt: the benchmark call is ready; the training call needs the pretraining"
+fi
 du -sh .whl .gpudata .gpudata/*
