@@ -10,7 +10,11 @@ volumes, brain extraction, GTV) and measure on the T1post grid:
 * Dice of the GTV against ``MaskTumor`` (non-zero = tumour);
 * the GTV the network predicted outside the brain mask (before the app removes it), in cm3;
 * the share of ``MaskTumor`` covered by the brain mask (the region, with the brain model's margin, where the app
-  keeps a GTV) and by the brain tissue alone (the normalisation region).
+  keeps a GTV) and by the brain tissue alone (the normalisation region);
+* where the Dice is lost: the share of ``MaskTumor`` inside the GTV, the share of the GTV inside ``MaskTumor``, and
+  the share of the GTV within 10 mm of ``MaskTumor``;
+* Dice against ``MaskTumor``'s outline: the mask closed (2 mm) and filled slice by slice, so enhancing rim plus the
+  cavity or necrosis it encloses, nearer to what a pre-operative GTV (enhancing tumour plus necrosis) contours.
 
 These studies are post-operative: ``MaskTumor`` outlines enhancing tumour around a resection cavity, not a
 pre-operative GTV (enhancing tumour plus necrosis), so a perfect pre-operative GTV model would not reach Dice 1.
@@ -21,6 +25,9 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
+
+import numpy as np
+from scipy import ndimage
 
 from operators.core.brain import extract_brain
 from operators.core.dicom_io import choose_study, scan_folder
@@ -53,6 +60,16 @@ def reference_mask(study: Study):
     return vol.with_array(vol.array > 0)
 
 
+def outline(mask: np.ndarray, spacing_zyx: tuple[float, float, float], *, closing_mm: float = 2.0) -> np.ndarray:
+    """``mask`` closed in-plane by ``closing_mm`` and with its holes filled, slice by slice (the studies' slices are
+    5 mm thick with gaps, so in-plane is where a rim encloses its cavity)."""
+    radius = [max(1, round(closing_mm / s)) for s in spacing_zyx[1:]]
+    disk = np.zeros([2 * r + 1 for r in radius], bool)
+    yy, xx = np.ogrid[-radius[0]:radius[0] + 1, -radius[1]:radius[1] + 1]
+    disk[(yy / radius[0]) ** 2 + (xx / radius[1]) ** 2 <= 1] = True
+    return np.stack([ndimage.binary_fill_holes(ndimage.binary_closing(sl, disk, border_value=0)) for sl in mask])
+
+
 def evaluate_study(study_dir: Path, models: tuple, rules: dict, *, picture: Path | None = None) -> dict:
     """Metrics of one study; ``models`` as :func:`operators.core.predictor.load_models` returns them. With
     ``picture``, a PNG of the GTV (red), MaskTumor (green) and brain mask (blue) over T1post."""
@@ -80,7 +97,14 @@ def evaluate_study(study_dir: Path, models: tuple, rules: dict, *, picture: Path
     voxel_cm3 = vols[0].grid.voxel_volume_mm3 / 1000
     tissue_cm3, region_cm3 = brain_mask.cm3() if brain_mask else (None, None)
     result = segmentation_metrics(gtv, ref.array, spacing_zyx)
+    both = float((gtv & ref.array).sum())
+    near = ndimage.distance_transform_edt(~ref.array, sampling=spacing_zyx) <= 10.0
     result.update({
+        "dsc_vs_outline": segmentation_metrics(gtv, outline(ref.array, spacing_zyx), spacing_zyx)["dsc"],
+        "gtv_within_10mm_fraction": float((gtv & near).sum()) / max(float(gtv.sum()), 1.0),
+        # Dice split into its two sides: how much of MaskTumor the GTV covers, and how much of the GTV is MaskTumor
+        "reference_covered_fraction": both / max(float(ref.array.sum()), 1.0),
+        "gtv_in_reference_fraction": both / max(float(gtv.sum()), 1.0),
         "outside_brain_predicted_cm3": float((unrestricted & ~brain.array).sum() * voxel_cm3) if brain else None,
         "gtv_outside_brain_cm3": float((gtv & ~brain.array).sum() * voxel_cm3) if brain else None,
         "reference_in_brain_fraction": float((ref.array & brain.array).sum() / max(ref.array.sum(), 1))
@@ -113,6 +137,8 @@ def evaluate_dicom(models: str | Path, data: str | Path, out: str | Path, *, rul
     result = {"models": str(models), "studies": per,
               "summary": {k: summarise([v[k] for v in per.values() if v[k] is not None])
                           for k in ("dsc", "hd95_mm", "asd_mm", "outside_brain_predicted_cm3",
-                                    "reference_in_brain_fraction", "reference_in_tissue_fraction")}}
+                                    "reference_in_brain_fraction", "reference_in_tissue_fraction",
+                                    "reference_covered_fraction", "gtv_in_reference_fraction",
+                                    "gtv_within_10mm_fraction", "dsc_vs_outline")}}
     (out / "metrics.json").write_text(json.dumps(result, indent=2))
     return result

@@ -49,3 +49,19 @@ def test_no_gtv_outside_the_brain(results):
 def test_gtv_overlaps_the_reference(results):
     dsc = [r["dsc"] for r in results.values()]
     assert np.mean(dsc) >= MIN_MEAN_DICE, f"Dice vs MaskTumor {np.round(dsc, 3).tolist()}"
+
+
+def test_dice_splits_into_coverage_and_precision(results):
+    """Dice is the harmonic mean of the two fractions the README reports per study."""
+    for name, r in results.items():
+        cover, inside = r["reference_covered_fraction"], r["gtv_in_reference_fraction"]
+        assert 0 < cover <= 1 and 0 < inside <= 1, name
+        assert abs(2 * cover * inside / (cover + inside) - r["dsc"]) < 1e-3, name
+
+
+def test_where_the_dice_is_lost(results):
+    for name, r in results.items():
+        # the GTV inside MaskTumor is also within 10 mm of it; most of the GTV lies that near (README)
+        assert r["gtv_in_reference_fraction"] <= r["gtv_within_10mm_fraction"] <= 1, name
+        assert r["gtv_within_10mm_fraction"] > 0.7, f"{name}: {r['gtv_within_10mm_fraction']:.3f}"
+        assert 0 < r["dsc_vs_outline"] <= 1, name
