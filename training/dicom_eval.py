@@ -24,14 +24,16 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from scipy import ndimage
 
-from operators.core.brain import extract_brain
+from operators.core.brain import BrainMask, extract_brain
 from operators.core.dicom_io import choose_study, scan_folder
 from operators.core.dicom_series import Study
+from operators.core.geometry import Volume
 from operators.core.postprocess import postprocess
 from operators.core.predictor import load_models
 from operators.core.preprocess import align_to_reference, to_model_input, to_reference
@@ -70,9 +72,27 @@ def outline(mask: np.ndarray, spacing_zyx: tuple[float, float, float], *, closin
     return np.stack([ndimage.binary_fill_holes(ndimage.binary_closing(sl, disk, border_value=0)) for sl in mask])
 
 
-def evaluate_study(study_dir: Path, models: tuple, rules: dict, *, picture: Path | None = None) -> dict:
-    """Metrics of one study; ``models`` as :func:`operators.core.predictor.load_models` returns them. With
-    ``picture``, a PNG of the GTV (red), MaskTumor (green) and brain mask (blue) over T1post."""
+@dataclass(frozen=True)
+class SegmentedStudy:
+    """One study through the app's code path, on the T1post grid.
+
+    Attributes:
+        t1c: the T1post volume (the reference grid).
+        reference: MaskTumor, bool.
+        gtv: the app's GTV, bool.
+        unrestricted: the GTV before the app restricts it to the brain region, bool.
+        brain: the brain mask, or None without a brain-extraction model.
+    """
+
+    t1c: Volume
+    reference: np.ndarray
+    gtv: np.ndarray
+    unrestricted: np.ndarray
+    brain: BrainMask | None
+
+
+def segment_study(study_dir: Path, models: tuple, rules: dict) -> SegmentedStudy:
+    """The app's GTV for one study; ``models`` as :func:`operators.core.predictor.load_models` returns them."""
     spec, predictor, brain_model = models
     channels = spec.preprocessing.channels
     study = choose_study(scan_folder(study_dir), channels=channels, rules=rules)
@@ -86,30 +106,38 @@ def evaluate_study(study_dir: Path, models: tuple, rules: dict, *, picture: Path
                                  brain_mask=brain_mask.tissue if brain_mask else None)
     probs = to_reference(predictor.predict(image), grid, vols[0].grid)[0]
     unrestricted = postprocess(vols[0].with_array(probs), spec.postprocessing).mask.array
-    brain = brain_mask.region if brain_mask else None  # where the app keeps a GTV
-    gtv = postprocess(vols[0].with_array(probs), spec.postprocessing,
-                      within=brain.array if brain is not None else None).mask.array
+    within = brain_mask.region.array if brain_mask else None  # where the app keeps a GTV
+    gtv = postprocess(vols[0].with_array(probs), spec.postprocessing, within=within).mask.array
+    return SegmentedStudy(t1c=vols[0], reference=ref.array, gtv=gtv, unrestricted=unrestricted, brain=brain_mask)
+
+
+def evaluate_study(study_dir: Path, models: tuple, rules: dict, *, picture: Path | None = None) -> dict:
+    """Metrics of one study (:func:`segment_study`). With ``picture``, a PNG of the GTV (red), MaskTumor (green) and
+    brain mask (blue) over T1post."""
+    seg = segment_study(study_dir, models, rules)
+    gtv, ref, brain_mask = seg.gtv, seg.reference, seg.brain
+    brain = brain_mask.region.array if brain_mask else None
     if picture is not None:
-        others = [(ref.array, (0, 255, 0))] + ([(brain.array, (60, 120, 255))] if brain is not None else [])
-        render_png(picture, vols[0], vols[0].with_array(gtv), others=others,
+        spec = models[0]
+        others = [(ref, (0, 255, 0))] + ([(brain, (60, 120, 255))] if brain is not None else [])
+        render_png(picture, seg.t1c, seg.t1c.with_array(gtv), others=others,
                    title=f"{spec.name} {spec.version}: GTV red, MaskTumor green, brain mask (with margin) blue")
-    spacing_zyx = tuple(float(s) for s in vols[0].grid.spacing[::-1])
-    voxel_cm3 = vols[0].grid.voxel_volume_mm3 / 1000
+    spacing_zyx = tuple(float(s) for s in seg.t1c.grid.spacing[::-1])
+    voxel_cm3 = seg.t1c.grid.voxel_volume_mm3 / 1000
     tissue_cm3, region_cm3 = brain_mask.cm3() if brain_mask else (None, None)
-    result = segmentation_metrics(gtv, ref.array, spacing_zyx)
-    both = float((gtv & ref.array).sum())
-    near = ndimage.distance_transform_edt(~ref.array, sampling=spacing_zyx) <= 10.0
+    result = segmentation_metrics(gtv, ref, spacing_zyx)
+    both = float((gtv & ref).sum())
+    near = ndimage.distance_transform_edt(~ref, sampling=spacing_zyx) <= 10.0
     result.update({
-        "dsc_vs_outline": segmentation_metrics(gtv, outline(ref.array, spacing_zyx), spacing_zyx)["dsc"],
+        "dsc_vs_outline": segmentation_metrics(gtv, outline(ref, spacing_zyx), spacing_zyx)["dsc"],
         "gtv_within_10mm_fraction": float((gtv & near).sum()) / max(float(gtv.sum()), 1.0),
         # Dice split into its two sides: how much of MaskTumor the GTV covers, and how much of the GTV is MaskTumor
-        "reference_covered_fraction": both / max(float(ref.array.sum()), 1.0),
+        "reference_covered_fraction": both / max(float(ref.sum()), 1.0),
         "gtv_in_reference_fraction": both / max(float(gtv.sum()), 1.0),
-        "outside_brain_predicted_cm3": float((unrestricted & ~brain.array).sum() * voxel_cm3) if brain else None,
-        "gtv_outside_brain_cm3": float((gtv & ~brain.array).sum() * voxel_cm3) if brain else None,
-        "reference_in_brain_fraction": float((ref.array & brain.array).sum() / max(ref.array.sum(), 1))
-        if brain else None,
-        "reference_in_tissue_fraction": float((ref.array & brain_mask.tissue.array).sum() / max(ref.array.sum(), 1))
+        "outside_brain_predicted_cm3": float((seg.unrestricted & ~brain).sum() * voxel_cm3) if brain_mask else None,
+        "gtv_outside_brain_cm3": float((gtv & ~brain).sum() * voxel_cm3) if brain_mask else None,
+        "reference_in_brain_fraction": float((ref & brain).sum() / max(ref.sum(), 1)) if brain_mask else None,
+        "reference_in_tissue_fraction": float((ref & brain_mask.tissue.array).sum() / max(ref.sum(), 1))
         if brain_mask else None,
         "brain_cm3": tissue_cm3,
         "brain_region_cm3": region_cm3,
