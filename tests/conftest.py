@@ -15,3 +15,18 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"shared data folder {SHARED_DATA} not found")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def gtv_model_input(shared_data):
+    """The bundled GTV model's spec and its normalised input for a real BraTS validation case (Brats18_CBICA_AQN_1),
+    as training and evaluation prepare it (BraTS's own skull stripping as the brain mask)."""
+    from operators.core.model_spec import find_model
+    from operators.core.preprocess import to_model_input
+    from training.brats import find_cases, read_volume, skull_stripped_brain_mask
+
+    spec = find_model(Path(__file__).resolve().parents[1] / "models")
+    case = find_cases(shared_data / "brats2018", spec.preprocessing.channels, case_ids=["Brats18_CBICA_AQN_1"])[0]
+    channels = [read_volume(p) for p in case.channel_paths]
+    image, _ = to_model_input(channels, spec.preprocessing, brain_mask=skull_stripped_brain_mask(channels))
+    return spec, image

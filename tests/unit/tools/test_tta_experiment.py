@@ -9,20 +9,15 @@ import torch
 
 from operators.core.model_spec import find_model
 from operators.core.predictor import TorchScriptPredictor
-from operators.core.preprocess import to_model_input
 from tools.tta_experiment import AXES, install, mirrored
-from training.brats import find_cases, read_volume, skull_stripped_brain_mask
 
 MODELS = Path(__file__).resolve().parents[3] / "models"
 
 
 @pytest.fixture(scope="module")
-def gtv_window(shared_data):
+def gtv_window(gtv_model_input):
     """The bundled GTV model and a 64^3 window of its input centred on the tumour of a real validation case."""
-    spec = find_model(MODELS)
-    case = find_cases(shared_data / "brats2018", spec.preprocessing.channels, case_ids=["Brats18_CBICA_AQN_1"])[0]
-    channels = [read_volume(p) for p in case.channel_paths]
-    image, _ = to_model_input(channels, spec.preprocessing, brain_mask=skull_stripped_brain_mask(channels))
+    spec, image = gtv_model_input
     predictor = TorchScriptPredictor(spec, device="cpu")
     centre = np.argwhere(predictor.predict(image)[0] > 0.5).mean(axis=0).astype(int)
     lo = [int(np.clip(c - 32, 0, n - 64)) for c, n in zip(centre, image.shape[1:])]

@@ -4,24 +4,11 @@ probabilities from the bundled GTV model on a real BraTS case."""
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
 
-from operators.core.model_spec import find_model
 from operators.core.predictor import TorchScriptOptions, TorchScriptPredictor, load_models
-from operators.core.preprocess import to_model_input
-from training.brats import find_cases, read_volume, skull_stripped_brain_mask
 
 REPO_MODELS = Path(__file__).resolve().parents[4] / "models"
-
-
-@pytest.fixture(scope="module")
-def real_input(shared_data):
-    spec = find_model(REPO_MODELS)
-    case = find_cases(shared_data / "brats2018", spec.preprocessing.channels, case_ids=["Brats18_CBICA_AQN_1"])[0]
-    channels = [read_volume(p) for p in case.channel_paths]
-    image, _ = to_model_input(channels, spec.preprocessing, brain_mask=skull_stripped_brain_mask(channels))
-    return spec, image
 
 
 def executed_graph_is_optimised() -> bool:
@@ -29,8 +16,8 @@ def executed_graph_is_optimised() -> bool:
     return "prim::CallMethod" not in str(torch.jit.last_executed_optimized_graph())
 
 
-def test_optimiser_off_by_default_and_outputs_equal_with_it_on(real_input):
-    spec, image = real_input
+def test_optimiser_off_by_default_and_outputs_equal_with_it_on(gtv_model_input):
+    spec, image = gtv_model_input
     default = load_models(REPO_MODELS, backend="torchscript", device="cpu")[1]
     assert default.options == TorchScriptOptions(jit_optimize=False, cuda_fp16=True)
     off = [default.predict(image) for _ in range(2)]  # the optimiser would act from the second call
