@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
-SHARED_DATA = (Path(__file__).resolve().parents[1] / ".." / "shared" / "data").resolve()
+#: ``GTV_SHARED_DATA`` points elsewhere (the lent GPU machine gets a one-case copy, see tools/gpu/check.sh).
+SHARED_DATA = Path(os.environ.get("GTV_SHARED_DATA")
+                   or Path(__file__).resolve().parents[1] / ".." / "shared" / "data").resolve()
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,9 @@
 # The GPU benchmark for issue 5, for ONE call of the device tool (15 minutes a session; see README):
 #
 #   here, once:   tools/gpu/prepare.sh
-#   the call:     run(command="bash tools/gpu/check.sh", carry=[".whl", ".gpudata/study.tar.xz"], timeout_s=420)
+#   the call:     run(command="bash tools/gpu/check.sh", carry=[".whl", ".gpudata/study.tar.xz",
+#                     ".gpudata/brats_case.tar"], timeout_s=420)
+#                 (repository 19.7 MiB + these 41.8 MiB = 61.6 MiB of the 64 MiB a call may take)
 #
 # Session 2 (H200): 328 s, of which torch.compile of the 4.7 M reference network took the 200 s limit without
 # finishing: compile is now off by default (VARIANTS=eager,fp16,torchscript,compile to try it again).
@@ -24,6 +26,10 @@ DEV=${DEV:-cuda} REPEAT=${REPEAT:-10}
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
 python3 -c "import torch, monai, SimpleITK; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(),
 'monai', monai.__version__, 'sitk', SimpleITK.Version_VersionString(), 'cpus', __import__('os').cpu_count())"
+echo "== GPU back ends against TorchScript fp32 on the CPU (tests/unit/operators/core/test_gpu_backends.py)"
+mkdir -p /tmp/shared_data && tar xf .gpudata/brats_case.tar -C /tmp/shared_data || exit 1
+GTV_SHARED_DATA=/tmp/shared_data timeout 120 python3 -m pytest -q -ra -p no:cacheprovider \
+  tests/unit/operators/core/test_gpu_backends.py 2>&1 | tail -8
 echo "== app stages, TorchScript fp16 on CUDA, as the app runs it (profiling optimiser off)"
 timeout 150 python3 tools/bench.py --study /tmp/study --device "$DEV" --backend torchscript --repeat "$REPEAT" \
   --skip-sdk --skip-process --core-process --process-repeat 3 --out "$OUT/bench_cuda.json" > /dev/null

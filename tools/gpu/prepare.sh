@@ -3,13 +3,16 @@
 #   .whl/py/          pure-Python wheels it lacks (monai, pydicom, highdicom); torch, numpy, scipy, psutil are there
 #   .whl/sitk.tar.xz  SimpleITK unpacked and xz-compressed (its wheel is 53 MB, the xz 29 MB)
 #   .gpudata/study.tar.xz  T1post and FLAIRreg of PGBM-001/1992-04-02 (the benchmark study)
+#   .gpudata/brats_case.tar  one BraTS case (T1c, FLAIR) for the GPU back-end tests
 #   .gpudata/train/   the prepared 2 mm BraTS cases (training cache) and the hippocampus-pretrained checkpoint
-# The benchmark call carries .whl and .gpudata/study.tar.xz; the training call .whl/py and .gpudata/train.
+# The benchmark call carries .whl, .gpudata/study.tar.xz and .gpudata/brats_case.tar; the training call .whl/py and
+# .gpudata/train.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 for d in /.whl/ /.gpudata/; do grep -qx "$d" .git/info/exclude || echo "$d" >> .git/info/exclude; done
 rm -rf .whl .gpudata && mkdir -p .whl/py .gpudata/train
-for req in monai==1.6.1 pydicom==3.0.2 highdicom==0.28.2; do
+for req in monai==1.6.1 pydicom==3.0.2 highdicom==0.28.2 pytest==9.2.0 pluggy==1.7.0 iniconfig==2.3.1 packaging==26.4 \
+           pygments==2.21.0; do
   python3 -m pip download -q --no-deps --only-binary=:all: -d .whl/py "$req"
 done
 tmp=$(mktemp -d)
@@ -19,6 +22,9 @@ python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 -
 rm -rf "$tmp"
 study=../shared/data/tcia-brain-tumor-progression/PGBM-001/1992-04-02
 tar cf - -C "$study" T1post FLAIRreg | xz -T0 -6 > .gpudata/study.tar.xz
+# one BraTS case for the GPU back-end tests (tests/unit/operators/core/test_gpu_backends.py), as a shared/data tree
+case=Brats18_CBICA_AQN_1
+tar cf .gpudata/brats_case.tar -C ../shared/data "brats2018/$case/${case}_t1ce.nii.gz" "brats2018/$case/${case}_flair.nii.gz"
 # the 2 mm cache of the GTV config (prepared here if no training run made it yet: about a minute)
 py=python3; test -x .venv/bin/python && py=.venv/bin/python
 key=$($py -c "
