@@ -19,8 +19,8 @@ pytestmark = pytest.mark.integration
 
 REPO_MODELS = Path(__file__).resolve().parents[2] / "models"
 #: Issue 7 asks for a mean Dice of 0.70 against MaskTumor; the bundled models reach 0.385 (0.319, 0.565, 0.270),
-#: so that issue is not resolved (blocked on data: README). This floor guards what is reached against regressions (0.354 when the normalisation
-#: region still carried the brain model's 4 mm margin).
+#: so that issue is not resolved (blocked on data: README). This floor guards what is reached against regressions
+#: (0.354 when the normalisation region still carried the brain model's 4 mm margin).
 MIN_MEAN_DICE = 0.37
 
 
