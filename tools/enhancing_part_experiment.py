@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from training.brats import find_cases, load_split, read_tumour_core, read_volume  # noqa: E402
 from training.dicom_eval import APP_RULES, find_studies, segment_study  # noqa: E402
+from training.train import dice  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 THRESHOLDS = tuple(np.round(np.arange(-1.0, 2.01, 0.25), 2).tolist())
@@ -46,10 +47,6 @@ def zscore_inside(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
 def enhancing_part(gtv: np.ndarray, t1c: np.ndarray, brain: np.ndarray, t: float) -> np.ndarray:
     """The voxels of ``gtv`` brighter than ``t`` brain standard deviations from the brain's mean T1c."""
     return gtv & (zscore_inside(t1c, brain) > t)
-
-
-def dice(a: np.ndarray, b: np.ndarray) -> float:
-    return float(2 * (a & b).sum() / max(int(a.sum() + b.sum()), 1))
 
 
 def brats_table(root: Path, case_ids: list[str]) -> dict[float, float]:

@@ -65,11 +65,11 @@ def reference_mask(study: Study):
 def outline(mask: np.ndarray, spacing_zyx: tuple[float, float, float], *, closing_mm: float = 2.0) -> np.ndarray:
     """``mask`` closed in-plane by ``closing_mm`` and with its holes filled, slice by slice (the studies' slices are
     5 mm thick with gaps, so in-plane is where a rim encloses its cavity)."""
-    radius = [max(1, round(closing_mm / s)) for s in spacing_zyx[1:]]
-    disk = np.zeros([2 * r + 1 for r in radius], bool)
-    yy, xx = np.ogrid[-radius[0]:radius[0] + 1, -radius[1]:radius[1] + 1]
-    disk[(yy / radius[0]) ** 2 + (xx / radius[1]) ** 2 <= 1] = True
-    return np.stack([ndimage.binary_fill_holes(ndimage.binary_closing(sl, disk, border_value=0)) for sl in mask])
+    from skimage.morphology import ellipse
+
+    ry, rx = (max(1, round(closing_mm / s)) for s in spacing_zyx[1:])
+    footprint = ellipse(rx, ry).astype(bool)  # (2 ry + 1, 2 rx + 1)
+    return np.stack([ndimage.binary_fill_holes(ndimage.binary_closing(sl, footprint, border_value=0)) for sl in mask])
 
 
 @dataclass(frozen=True)
