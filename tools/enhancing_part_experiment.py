@@ -29,7 +29,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from training.brats import find_cases, load_split, read_tumour_core, read_volume  # noqa: E402
+from training.brats import TUMOUR_CORE_LABELS, find_cases, load_split, read_volume  # noqa: E402
 from training.dicom_eval import APP_RULES, find_studies, segment_study  # noqa: E402
 from training.train import dice  # noqa: E402
 
@@ -54,7 +54,8 @@ def brats_table(root: Path, case_ids: list[str]) -> dict[float, float]:
     per_t = {t: [] for t in THRESHOLDS}
     for case in find_cases(root, ["T1c"], case_ids=case_ids):
         t1c = read_volume(case.channel_paths[0]).array
-        core, enhancing = read_tumour_core(case).array, read_tumour_core(case, ENHANCING).array
+        seg = read_volume(case.seg_path).array
+        core, enhancing = np.isin(seg, TUMOUR_CORE_LABELS), np.isin(seg, ENHANCING)
         for t in THRESHOLDS:
             per_t[t].append(dice(enhancing_part(core, t1c, t1c != 0, t), enhancing))
     return {t: float(np.mean(v)) for t, v in per_t.items()}
