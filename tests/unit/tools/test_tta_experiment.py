@@ -39,7 +39,7 @@ def test_mirror_average_is_equivariant_and_the_network_is_not(gtv_window, axis):
         assert gap(tta) < 1e-5
 
 
-def test_install_touches_the_gtv_model_only(gtv_window, shared_data):
+def test_install_touches_the_gtv_model_only(gtv_window):
     spec, predictor, x = gtv_window
     brain_spec = find_model(MODELS, "brain_extraction")
     brain = TorchScriptPredictor(brain_spec, device="cpu")
