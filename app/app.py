@@ -70,7 +70,7 @@ class GtvContourApp(Application):
         infer = InferenceOperator(self, name="inference", predictor=self.predictor, record=r)
         inverse = InverseResampleOperator(self, name="inverse_resample", record=r)
         post = PostprocessOperator(self, name="postprocess", postprocessing=spec.postprocessing, labels=spec.labels,
-                                   record=r)
+                                   model=model, record=r)
         seg = WriteDicomSegOperator(self, name="write_seg", output_folder=self.staging, model=model, record=r)
         rt = WriteRTStructOperator(self, name="write_rtstruct", output_folder=self.staging, model=model, record=r)
         report = WriteReportOperator(self, name="write_report", output_folder=self.staging, model=model, record=r)

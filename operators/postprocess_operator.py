@@ -19,8 +19,8 @@ class PostprocessOperator(GtvOperator):
     OUT_CONTOURS = "contours"
 
     def __init__(self, fragment: Fragment, *args, postprocessing: Postprocessing, labels: tuple[str, ...],
-                 record: RunRecord, **kwargs) -> None:
-        self.postprocessing, self.labels, self.record = postprocessing, tuple(labels), record
+                 model: dict, record: RunRecord, **kwargs) -> None:
+        self.postprocessing, self.labels, self.model, self.record = postprocessing, tuple(labels), model, record
         super().__init__(fragment, *args, **kwargs)
 
     def setup(self, spec: OperatorSpec) -> None:
@@ -42,4 +42,12 @@ class PostprocessOperator(GtvOperator):
                 self.record.decisions[f"{label}_removed_components"] = result.removed_components
                 if volume_cm3 == 0:
                     self.record.warn(f"no {label} found: the {label} mask is empty")
-        op_output.emit(Contours(masks=tuple(masks), labels=self.labels, case=pred.source.case), self.OUT_CONTOURS)
+        labels, models = list(self.labels), [self.model] * len(self.labels)
+        brain = pred.source.brain_mask
+        if brain is not None:  # the brain is delivered as an organ at risk beside the GTV
+            masks.append(brain.tissue)
+            labels.append("Brain")
+            self.record.decisions["Brain_volume_cm3"] = round(brain.cm3()[0], 3)
+            models.append(brain.model)
+        op_output.emit(Contours(masks=tuple(masks), labels=tuple(labels), case=pred.source.case,
+                                models=tuple(models)), self.OUT_CONTOURS)

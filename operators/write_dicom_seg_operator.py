@@ -34,7 +34,8 @@ class WriteDicomSegOperator(GtvOperator):
         contours: Contours = op_input.receive(self.IN_CONTOURS)
         with self.record.stage("seg"):
             ds = build_seg(list(contours.masks), contours.case.reference_headers,
-                           structures=[structure(k) for k in contours.labels], model=self.model)
+                           structures=[structure(k) for k in contours.labels], model=self.model,
+                           models=list(contours.models) or None)
             path = self.output_folder / SEG_FILE
             ds.save_as(path, enforce_file_format=True)
         written = {"file": path.name, "sop_instance_uid": ds.SOPInstanceUID,

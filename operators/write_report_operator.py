@@ -39,17 +39,20 @@ class WriteReportOperator(GtvOperator):
         op_input.receive(self.IN_SEG)
         op_input.receive(self.IN_RTSTRUCT)
         label = contours.labels[0]
+        models = contours.models or (self.model,) * len(contours.labels)
         with self.record.stage("report"):
             volume = self.record.decisions.get(f"{label}_volume_cm3", 0.0)
-            title = (f"{structure(label).tg263_name} {volume:.1f} cm3 - {self.model['name']} {self.model['version']}"
-                     " - UNAPPROVED, for clinical review")
+            oars = [structure(k).tg263_name for k in contours.labels[1:]]
+            title = (f"{structure(label).tg263_name} {volume:.1f} cm3" + "".join(f", {n}" for n in oars)
+                     + f" - {self.model['name']} {self.model['version']} - UNAPPROVED, for clinical review")
+            others = [(m.array, structure(k).color_rgb) for m, k in zip(contours.masks[1:], contours.labels[1:])]
             slices = render_png(self.output_folder / PNG_FILE, contours.case.reference, contours.masks[0],
-                                title=title, colour=structure(label).color_rgb)
+                                title=title, colour=structure(label).color_rgb, others=others)
         report = {
             "status": "UNAPPROVED",
             "model": self.model,
-            "structures": {lab: {"volume_cm3": self.record.decisions.get(f"{lab}_volume_cm3")}
-                           for lab in contours.labels},
+            "structures": {lab: {"volume_cm3": self.record.decisions.get(f"{lab}_volume_cm3"), "model": mdl}
+                           for lab, mdl in zip(contours.labels, models)},
             "review_png": {"file": PNG_FILE, "slices_shown": [k + 1 for k in slices]},
             "decisions": self.record.decisions,
             "stages": self.record.stages,

@@ -33,8 +33,10 @@ class WriteRTStructOperator(GtvOperator):
     def run(self, op_input, op_output) -> None:
         contours: Contours = op_input.receive(self.IN_CONTOURS)
         with self.record.stage("rtstruct"):
+            models = contours.models or (self.model,) * len(contours.masks)
+            extra = [(m, structure(k), mdl) for m, k, mdl in zip(contours.masks[1:], contours.labels[1:], models[1:])]
             ds = build_rtstruct(contours.masks[0], contours.case.reference_headers,
-                                structure=structure(contours.labels[0]), model=self.model)
+                                structure=structure(contours.labels[0]), model=self.model, extra_rois=extra)
             path = self.output_folder / RTSTRUCT_FILE
             ds.save_as(path, enforce_file_format=True)
         written = {"file": path.name, "sop_instance_uid": ds.SOPInstanceUID,

@@ -209,7 +209,7 @@ def core_once(study: Path, models: Path, backend: str, device: str, out: Path, *
     mark("monai_imported")
     from app.config import DEFAULT_RULES
     from operators.core.brain import extract_brain
-    from operators.core.contour import contour
+    from operators.core.pipeline import segment
     from operators.core.dicom_io import choose_study, scan_folder
     from operators.core.labels import structure
     from operators.core.predictor import load_models
@@ -230,7 +230,7 @@ def core_once(study: Path, models: Path, backend: str, device: str, out: Path, *
     mark("dicom_to_volumes")
     mask = extract_brain(vols[0], *brain) if brain is not None else None
     mark("brain_extraction")
-    gtv = contour(vols, spec, predictor, brain_mask=mask)[0].mask
+    gtv = segment(vols, spec, predictor, brain_mask=mask).results[0].mask
     mark("gtv")
     out.mkdir(parents=True, exist_ok=True)
     model = spec.identity()

@@ -7,6 +7,8 @@
     python -m training experiment --pretrain-config ... --config ... --out work/experiment
     python -m training export     --run work/experiment/finetune --out models/glioblastoma_gtv --name ... --version ...
     python -m training evaluate   --model MODEL_DIR --data BRATS_DIR --out OUT_DIR
+    python -m training evaluate-dicom --models models --data DICOM_STUDIES --out OUT_DIR
+    python -m training evaluate-brats-dicom --models models --data BRATS_DIR --cases ... --out OUT_DIR
 
 Multi-process data parallel: ``torchrun --nproc_per_node 2 -m training finetune ...`` (gloo on CPU).
 """
@@ -64,11 +66,21 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--out", required=True)
     v.add_argument("--cases", nargs="*", help="only these case IDs")
     v.add_argument("--device", default="auto")
+    v.add_argument("--brain", choices=("app", "image"), default="app",
+                   help="app: brain extraction as the app runs it (default); image: the image's own non-zero region "
+                        "(skull-stripped data; a diagnostic of the GTV model alone)")
     d = sub.add_parser("evaluate-dicom", help="the app's GTV on DICOM studies against their MaskTumor series")
     d.add_argument("--models", required=True, help="folder of bundles (GTV and brain extraction)")
     d.add_argument("--data", required=True, help="e.g. ../shared/data/tcia-brain-tumor-progression")
     d.add_argument("--out", required=True)
     d.add_argument("--device", default="auto")
+    b = sub.add_parser("evaluate-brats-dicom", help="BraTS cases written as DICOM studies (1 mm, 5 mm slices at 6 mm, "
+                                                    "oblique feet-first), through the app's path")
+    b.add_argument("--models", required=True, help="folder of bundles (GTV and brain extraction)")
+    b.add_argument("--data", required=True, help="BraTS-layout folder, e.g. ../shared/data/brats2018")
+    b.add_argument("--cases", nargs="+", required=True)
+    b.add_argument("--variants", nargs="+", default=["1mm", "thick", "oblique"])
+    b.add_argument("--out", required=True)
     p.add_argument("-l", "--log-level", default="INFO", type=str.upper)
     return p
 
@@ -160,10 +172,20 @@ def main(argv: list[str] | None = None) -> int:
             logger.info("mean Dice vs MaskTumor %.4f; MaskTumor inside the brain mask %.4f; predicted outside the "
                         "brain %.2f cm3", s["dsc"]["mean"], s["reference_in_brain_fraction"]["mean"],
                         s["outside_brain_predicted_cm3"]["mean"])
+        elif args.command == "evaluate-brats-dicom":
+            from training.dicom_eval import evaluate_brats_dicom
+
+            s = evaluate_brats_dicom(args.models, args.data, args.out, case_ids=args.cases,
+                                     variants=args.variants)["summary"]
+            for variant, v in s.items():
+                logger.info("%s: brain Dice vs non-zero brain %.4f (min %.4f), GTV DSC %.4f, HD95 %.2f mm", variant,
+                            v["brain_dsc_vs_nonzero"]["mean"], v["brain_dsc_vs_nonzero"]["min"], v["dsc"]["mean"],
+                            v["hd95_mm"]["mean"])
         elif args.command == "evaluate":
             from training.evaluate import evaluate
 
-            result = evaluate(args.model, args.data, args.out, case_ids=args.cases, device=args.device)
+            result = evaluate(args.model, args.data, args.out, case_ids=args.cases, device=args.device,
+                              brain=args.brain)
             if result["summary"]:
                 s = result["summary"]
                 logger.info("mean DSC %.4f, HD95 %.2f mm, ASD %.2f mm over %d cases", s["dsc"]["mean"],

@@ -30,13 +30,12 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from operators.core.brain import BrainMask, extract_brain
+from operators.core.brain import BrainMask
 from operators.core.dicom_io import choose_study, scan_folder
 from operators.core.dicom_series import Study
 from operators.core.geometry import Volume
-from operators.core.postprocess import postprocess
+from operators.core.pipeline import segment
 from operators.core.predictor import load_models
-from operators.core.preprocess import align_to_reference, to_model_input, to_reference
 from operators.core.report import render_png
 from operators.core.selection import load_rules, select_series
 from operators.core.series_volume import series_to_volume
@@ -91,24 +90,23 @@ class SegmentedStudy:
     brain: BrainMask | None
 
 
+def load_study(study_dir: Path, channels: tuple[str, ...], rules: dict) -> tuple[Study, list[Volume]]:
+    """The app's input steps: the study in a folder, its series selected per channel, their volumes."""
+    study = choose_study(scan_folder(study_dir), channels=channels, rules=rules)
+    selected = select_series(study, channels, rules)
+    return study, [series_to_volume(s.series)[0] for s in selected]
+
+
 def segment_study(study_dir: Path, models: tuple, rules: dict) -> SegmentedStudy:
     """The app's GTV for one study; ``models`` as :func:`operators.core.predictor.load_models` returns them."""
     spec, predictor, brain_model = models
-    channels = spec.preprocessing.channels
-    study = choose_study(scan_folder(study_dir), channels=channels, rules=rules)
-    selected = select_series(study, channels, rules)
-    vols = align_to_reference([series_to_volume(s.series)[0] for s in selected], channels)
+    study, vols = load_study(study_dir, spec.preprocessing.channels, rules)
     ref = reference_mask(study)
     if not ref.grid.same_as(vols[0].grid):
         raise ValueError(f"{study_dir}: MaskTumor is not on the T1c grid")
-    brain_mask = extract_brain(vols[0], *brain_model) if brain_model is not None else None
-    image, grid = to_model_input(vols, spec.preprocessing, names=channels,
-                                 brain_mask=brain_mask.tissue if brain_mask else None)
-    probs = to_reference(predictor.predict(image), grid, vols[0].grid)[0]
-    unrestricted = postprocess(vols[0].with_array(probs), spec.postprocessing).mask.array
-    within = brain_mask.region.array if brain_mask else None  # where the app keeps a GTV
-    gtv = postprocess(vols[0].with_array(probs), spec.postprocessing, within=within).mask.array
-    return SegmentedStudy(t1c=vols[0], reference=ref.array, gtv=gtv, unrestricted=unrestricted, brain=brain_mask)
+    result = segment(vols, spec, predictor, brain_model=brain_model)
+    return SegmentedStudy(t1c=result.channels[0], reference=ref.array, gtv=result.gtv,
+                          unrestricted=result.unrestricted, brain=result.brain)
 
 
 def evaluate_study(study_dir: Path, models: tuple, rules: dict, *, picture: Path | None = None) -> dict:
@@ -168,5 +166,57 @@ def evaluate_dicom(models: str | Path, data: str | Path, out: str | Path, *, rul
                                     "reference_in_brain_fraction", "reference_in_tissue_fraction",
                                     "reference_covered_fraction", "gtv_in_reference_fraction",
                                     "gtv_within_10mm_fraction", "dsc_vs_outline")}}
+    (out / "metrics.json").write_text(json.dumps(result, indent=2))
+    return result
+
+
+def evaluate_brats_dicom(models: str | Path, data: str | Path, out: str | Path, *, case_ids: list[str],
+                         variants: list[str], rules: Path = APP_RULES, device: str = "auto") -> dict:
+    """BraTS cases written as DICOM studies (:mod:`training.brats_dicom`), read back and segmented by the app's
+    steps; per case and variant: the brain mask's Dice against the non-zero (skull-stripped) brain and the brain it
+    leaves out, and the GTV's DSC, HD95 and ASD against the tumour core, on the written T1c grid."""
+    import shutil
+    import tempfile
+
+    from training.brats import find_cases
+    from training.brats_dicom import write_study
+    from training.train import dice
+
+    rules_dict = load_rules(rules)
+    loaded = load_models(models, device=device)
+    spec = loaded[0]
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    per: dict = {}
+    for case in find_cases(data, ("T1c", "FLAIR"), case_ids=case_ids):
+        for variant in variants:
+            folder = Path(tempfile.mkdtemp(prefix="brats-dicom-"))
+            try:
+                written, reference = write_study(case, folder, variant)
+                _, vols = load_study(folder, spec.preprocessing.channels, rules_dict)
+            finally:
+                shutil.rmtree(folder, ignore_errors=True)
+            result = segment(vols, spec, loaded[1], brain_model=loaded[2])
+            t1c = result.channels[0]
+            if not t1c.grid.same_as(reference.grid):
+                # the app's volume may list the slices in the other order: compare on the app's grid
+                from operators.core.geometry import resample
+
+                reference = resample(reference, t1c.grid, interpolation="nearest")
+                written = resample(written, t1c.grid, interpolation="nearest")
+            stripped = written.array > 0
+            spacing_zyx = tuple(float(s) for s in t1c.grid.spacing[::-1])
+            entry = segmentation_metrics(result.gtv, reference.array, spacing_zyx)
+            brain = result.brain.tissue.array
+            voxel_cm3 = t1c.grid.voxel_volume_mm3 / 1000
+            entry.update({"brain_dsc_vs_nonzero": dice(brain, stripped),
+                          "brain_missed_cm3": float((stripped & ~brain).sum() * voxel_cm3),
+                          "brain_extra_cm3": float((brain & ~stripped).sum() * voxel_cm3)})
+            per.setdefault(variant, {})[case.case_id] = entry
+            logger.info("%s %s: %s", case.case_id, variant, {k: round(v, 4) for k, v in entry.items()})
+    result = {"models": str(models), "cases": per,
+              "summary": {v: {k: summarise([e[k] for e in c.values()])
+                              for k in ("dsc", "hd95_mm", "asd_mm", "brain_dsc_vs_nonzero", "brain_missed_cm3")}
+                          for v, c in per.items()}}
     (out / "metrics.json").write_text(json.dumps(result, indent=2))
     return result

@@ -14,18 +14,16 @@ Normalising inside ``region`` instead let the margin's dura and bone into the z-
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
 
-from operators.core.contour import contour
+from operators.core.contour import probabilities
 from operators.core.geometry import Volume
 from operators.core.model_spec import ModelSpec
 from operators.core.postprocess import grow
-from operators.core.predictor import Predictor
 
 logger = logging.getLogger(__name__)
 
@@ -35,10 +33,12 @@ class BrainMask:
     """Attributes:
     tissue: ``(Z, Y, X)`` bool brain on the reference grid: the normalisation region.
     region: ``tissue`` plus the safety margin: the GTV is restricted to it.
+    model: identity (name, version, sha256) of the brain model that drew it; None for an image's own mask.
     """
 
     tissue: Volume
     region: Volume
+    model: dict | None = None
 
     @classmethod
     def without_margin(cls, mask: Volume) -> BrainMask:
@@ -51,26 +51,35 @@ class BrainMask:
         return float(self.tissue.array.sum() * v), float(self.region.array.sum() * v)
 
 
-def extract_brain(reference: Volume, spec: ModelSpec, predictor: Predictor) -> BrainMask:
-    """The brain of ``reference``: the model's mask, largest component, holes filled; then grown by the model's
-    ``postprocessing.dilate_mm`` for the region.
+def brain_probability(reference: Volume, spec: ModelSpec, predictor) -> np.ndarray:
+    """The brain model's probability on ``reference``'s grid: deepbet's own resampling, or the SegResNet bundle's
+    model grid and sliding window (:func:`operators.core.contour.probabilities`)."""
+    if spec.backend == "deepbet":
+        return predictor.probability(reference).array
+    return probabilities([reference], spec, predictor)[0]
+
+
+def extract_brain(reference: Volume, spec: ModelSpec, predictor) -> BrainMask:
+    """The brain of ``reference`` as the brain bundle's metadata says: its probability above
+    ``postprocessing.threshold``, the largest component (``largest_component``), holes filled in 3-D
+    (``fill_holes``) and slice by slice (``fill_holes_slicewise``); then grown by ``dilate_mm`` for the region.
 
     Args:
         reference: the reference series (the brain model's one channel, e.g. T1 post-contrast).
         spec, predictor: the brain-extraction bundle and its back end.
     """
-    margin_mm = spec.postprocessing.dilate_mm
-    no_margin = dataclasses.replace(spec, postprocessing=dataclasses.replace(spec.postprocessing, dilate_mm=0.0))
-    mask = contour([reference], no_margin, predictor)[0].mask.array
-    if mask.any():
+    post = spec.postprocessing
+    mask = brain_probability(reference, spec, predictor) > post.threshold
+    if mask.any() and post.largest_component:
         labels, n = ndimage.label(mask)
         if n > 1:
-            sizes = np.bincount(labels.ravel())[1:]
-            mask = labels == (int(np.argmax(sizes)) + 1)
-        # fill holes slice by slice as well: a tumour cavity open to the surface in 3-D is closed in-plane
+            mask = labels == (int(np.argmax(np.bincount(labels.ravel())[1:])) + 1)
+    if mask.any() and post.fill_holes:
         mask = ndimage.binary_fill_holes(mask)
+    if mask.any() and post.fill_holes_slicewise:
         mask = np.stack([ndimage.binary_fill_holes(s) for s in mask])
-    region = grow(mask, margin_mm, reference.grid.spacing[::-1]) if margin_mm > 0 else mask
-    brain = BrainMask(tissue=reference.with_array(mask), region=reference.with_array(region))
-    logger.info("brain mask: %.0f cm3 (%.0f cm3 with its %.0f mm margin)", *brain.cm3(), margin_mm)
+    region = grow(mask, post.dilate_mm, reference.grid.spacing[::-1]) if post.dilate_mm > 0 else mask
+    brain = BrainMask(tissue=reference.with_array(mask), region=reference.with_array(region), model=spec.identity())
+    logger.info("brain mask (%s): %.0f cm3 (%.0f cm3 with its %.0f mm margin)", spec.backend, *brain.cm3(),
+                post.dilate_mm)
     return brain

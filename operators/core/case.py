@@ -67,8 +67,14 @@ class Prediction:
 
 @dataclass(frozen=True, eq=False)
 class Contours:
-    """Final masks on the reference grid, one per model label, ready for the writers."""
+    """Final masks on the reference grid, ready for the writers: one per GTV-model label, then the organs at risk
+    (the brain, when a brain-extraction model ran).
+
+    Attributes:
+        models: ``{"name", "version", "sha256"}`` of the model that made each mask, same order as ``masks``.
+    """
 
     masks: tuple[Volume, ...] = field(repr=False)
     labels: tuple[str, ...]
     case: ChannelVolumes = field(repr=False)
+    models: tuple[dict, ...] = ()

@@ -12,7 +12,7 @@ import numpy as np
 
 from operators.core.errors import ModelSpecError
 
-METHODS = ("zscore",)
+METHODS = ("zscore", "external")
 REGIONS = ("nonzero", "mask")
 
 
@@ -21,7 +21,8 @@ class Normalisation:
     """How one channel's intensities are mapped before the network sees them.
 
     Attributes:
-        method: ``"zscore"``: subtract the mean, divide by the standard deviation of the voxels in ``region``.
+        method: ``"zscore"``: subtract the mean, divide by the standard deviation of the voxels in ``region``;
+            ``"external"``: the model's back end normalises its own input (deepbet: quantile clamp and z-score).
         region: ``"nonzero"`` (voxels > 0: skull-stripped data such as BraTS) or ``"mask"`` (voxels inside a
             brain mask given by the caller).
         clip: after scaling, values are clipped to ``[-clip, clip]``.
@@ -58,6 +59,8 @@ def normalise(array: np.ndarray, spec: Normalisation, *, mask: np.ndarray | None
     Returns:
         ``(Z, Y, X)`` float32.
     """
+    if spec.method == "external":
+        raise ValueError("normalisation method 'external' belongs to the model's back end, not to normalise()")
     a = np.asarray(array, dtype=np.float32)
     if spec.region == "mask":
         if mask is None:

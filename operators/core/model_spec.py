@@ -67,6 +67,8 @@ class Postprocessing:
         usually one lesion; small distant components are mostly enhancing vessels and dura).
     dilate_mm: grow each output mask by this distance (mm, physical spacing); the brain model uses it as a safety
         margin so that tumour at the brain surface stays inside the mask.
+    largest_component: keep only the largest connected component (the brain is one piece).
+    fill_holes_slicewise: also fill holes slice by slice (a cavity open to the surface in 3-D is closed in-plane).
     """
 
     threshold: float = 0.5
@@ -74,6 +76,8 @@ class Postprocessing:
     fill_holes: bool = True
     dilate_mm: float = 0.0
     min_component_fraction: float = 0.0
+    largest_component: bool = False
+    fill_holes_slicewise: bool = False
 
 
 @dataclass(frozen=True)
@@ -116,6 +120,12 @@ class ModelSpec:
             raise ModelSpecError(f"model file {path}: sha256 {actual} does not match onnx_sha256 {self.onnx_sha256} "
                                  f"in {METADATA_PATH}; refusing to load it")
         return path
+
+    @property
+    def backend(self) -> str:
+        """``"segresnet"`` (the project's TorchScript/ONNX bundles) or ``"deepbet"`` (weights in the deepbet
+        package, see :mod:`operators.core.deepbet_brain`)."""
+        return str(self.metadata.get("backend", "segresnet"))
 
     def identity(self) -> dict:
         """Name, version and hash, for reports and DICOM headers."""
@@ -179,6 +189,8 @@ def parse_metadata(meta: dict, *, root: Path) -> ModelSpec:
             fill_holes=bool(post.get("fill_holes", True)),
             dilate_mm=float(post.get("dilate_mm", 0.0)),
             min_component_fraction=float(post.get("min_component_fraction", 0.0)),
+            largest_component=bool(post.get("largest_component", False)),
+            fill_holes_slicewise=bool(post.get("fill_holes_slicewise", False)),
         ),
         metadata=meta,
     )
@@ -197,6 +209,15 @@ def load_model_spec(root: Path | str) -> ModelSpec:
     if not meta_file.is_file():
         raise ModelSpecError(f"model folder {root}: {METADATA_PATH} is missing (expected a MONAI bundle layout)")
     spec = parse_metadata(_read_metadata(meta_file), root=root)
+    if spec.backend == "deepbet":
+        from operators.core.deepbet_brain import deepbet_weights
+
+        deepbet_weights(spec)  # raises ModelSpecError on a missing package, file or hash mismatch
+        logger.info("model %s version %s (deepbet weights), sha256 %s verified", spec.name, spec.version, spec.sha256)
+        return spec
+    if spec.backend != "segresnet":
+        raise ModelSpecError(f"model metadata {meta_file}: backend must be 'segresnet' or 'deepbet', "
+                             f"found {spec.backend!r}")
     model_file = root / MODEL_PATH
     if not model_file.is_file():
         raise ModelSpecError(f"model folder {root}: {MODEL_PATH} is missing")

@@ -245,6 +245,10 @@ def make_predictor(spec: ModelSpec, *, backend: str = "auto", device: str = "aut
         cuda = torch.cuda.is_available()
         if device == "cuda" and not cuda:
             raise ModelSpecError("device 'cuda' was requested but no CUDA GPU is available")
+    if spec.backend == "deepbet":
+        from operators.core.deepbet_brain import DeepbetPredictor
+
+        return DeepbetPredictor(spec, device=device)
     cache_dir = Path(cache_dir or os.environ.get("GTV_ENGINE_CACHE", Path.home() / ".cache" / "gtv-engines"))
     if backend == "auto":
         if cuda and _importable("tensorrt") and spec.onnx_sha256:

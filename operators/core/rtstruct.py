@@ -236,8 +236,10 @@ def build_rtstruct(
     model: dict,
     series_number: int = RTSTRUCT_SERIES_NUMBER,
     series_description: str = "GTV auto-contour (UNAPPROVED)",
+    extra_rois: Sequence[tuple[Volume, Structure, dict]] = (),
 ) -> Dataset:
-    """An RT Structure Set with one ROI whose contours are the exact voxel-edge boundary of ``mask``.
+    """An RT Structure Set with one ROI whose contours are the exact voxel-edge boundary of ``mask``, and one more
+    ROI per ``extra_rois`` entry after it (organs at risk, e.g. the brain), each with its own model's provenance.
 
     Args:
         mask: ``(Z, Y, X)`` mask on the reference series' grid (nonzero = inside); slice ``k`` is ``reference[k]``.
@@ -257,6 +259,9 @@ def build_rtstruct(
         ModelSpecError: ``model`` lacks name, version or a valid sha256.
     """
     name, version, sha256 = _check_model(model)
+    for m, _, other in extra_rois:
+        _check_model(other)
+        _check_reference(m, reference)
     _check_reference(mask, reference)
     first = reference[0]
     now = dt.datetime.now()
@@ -310,31 +315,15 @@ def build_rtstruct(
     ds.StructureSetDate, ds.StructureSetTime = date, time
     frame_uid = first.FrameOfReferenceUID
     ds.ReferencedFrameOfReferenceSequence = [_referenced_frame(reference)]
-    roi = Dataset()
-    roi.ROINumber = 1
-    roi.ReferencedFrameOfReferenceUID = frame_uid
-    roi.ROIName = structure.tg263_name
-    roi.ROIDescription = f"{structure.description}; {provenance}"
-    roi.ROIGenerationAlgorithm = "AUTOMATIC"
-    roi.ROIGenerationDescription = _generation_description(name, version, sha256)
-    ds.StructureSetROISequence = [roi]
-
-    # ROI Contour.
-    contours = _contours(mask, reference)
-    roi_contour = Dataset()
-    roi_contour.ROIDisplayColor = [int(c) for c in structure.color_rgb]
-    roi_contour.ReferencedROINumber = 1
-    if contours:
-        roi_contour.ContourSequence = contours
-    ds.ROIContourSequence = [roi_contour]
-
-    # RT ROI Observations.
-    observation = Dataset()
-    observation.ObservationNumber = 1
-    observation.ReferencedROINumber = 1
-    observation.RTROIInterpretedType = structure.rt_roi_interpreted_type
-    observation.ROIInterpreter = ""
-    ds.RTROIObservationsSequence = [observation]
+    ds.StructureSetROISequence, ds.ROIContourSequence, ds.RTROIObservationsSequence = [], [], []
+    counts = []
+    for number, (m, struct, mdl) in enumerate([(mask, structure, model), *extra_rois], start=1):
+        roi, roi_contour, observation = _roi(number, m, struct, mdl, reference, frame_uid)
+        ds.StructureSetROISequence.append(roi)
+        ds.ROIContourSequence.append(roi_contour)
+        ds.RTROIObservationsSequence.append(observation)
+        counts.append((struct.tg263_name, len(roi_contour.get("ContourSequence", []))))
+    contours = ds.ROIContourSequence[0].get("ContourSequence", [])
 
     # Approval.
     ds.ApprovalStatus = "UNAPPROVED"
@@ -347,10 +336,8 @@ def build_rtstruct(
     ds.file_meta = meta
 
     slices_with = int(np.count_nonzero(np.asarray(mask.array).reshape(mask.grid.shape[0], -1).any(axis=1)))
-    if not contours:
-        logger.warning("RTSTRUCT ROI %r has no contours: the mask is empty", structure.tg263_name)
     logger.info(
-        "RTSTRUCT %s (series %s, #%d): ROI %r, %d contours on %d of %d slices; %s",
+        "RTSTRUCT %s (series %s, #%d): ROI %r, %d contours on %d of %d slices%s; %s",
         ds.SOPInstanceUID,
         ds.SeriesInstanceUID,
         ds.SeriesNumber,
@@ -358,9 +345,38 @@ def build_rtstruct(
         len(contours),
         slices_with,
         mask.grid.shape[0],
+        "".join(f"; ROI {n!r}, {c} contours" for n, c in counts[1:]),
         provenance,
     )
     return ds
+
+
+def _roi(number: int, mask: Volume, structure: Structure, model: dict, reference: Sequence[Dataset],
+         frame_uid: str) -> tuple[Dataset, Dataset, Dataset]:
+    """StructureSetROI, ROIContour and RTROIObservations items of ROI ``number``."""
+    name, version, sha256 = _check_model(model)
+    provenance = f"model {name} version {version} sha256 {sha256}"
+    roi = Dataset()
+    roi.ROINumber = number
+    roi.ReferencedFrameOfReferenceUID = frame_uid
+    roi.ROIName = structure.tg263_name
+    roi.ROIDescription = f"{structure.description}; {provenance}"
+    roi.ROIGenerationAlgorithm = "AUTOMATIC"
+    roi.ROIGenerationDescription = _generation_description(name, version, sha256)
+    contours = _contours(mask, reference)
+    roi_contour = Dataset()
+    roi_contour.ROIDisplayColor = [int(c) for c in structure.color_rgb]
+    roi_contour.ReferencedROINumber = number
+    if contours:
+        roi_contour.ContourSequence = contours
+    else:
+        logger.warning("RTSTRUCT ROI %r has no contours: the mask is empty", structure.tg263_name)
+    observation = Dataset()
+    observation.ObservationNumber = number
+    observation.ReferencedROINumber = number
+    observation.RTROIInterpretedType = structure.rt_roi_interpreted_type
+    observation.ROIInterpreter = ""
+    return roi, roi_contour, observation
 
 
 def _contours(mask: Volume, reference: Sequence[Dataset]) -> list[Dataset]:

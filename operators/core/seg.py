@@ -50,6 +50,7 @@ def build_seg(
     model: dict,
     series_number: int = SEG_SERIES_NUMBER,
     series_description: str = "GTV auto-segmentation (UNAPPROVED)",
+    models: Sequence[dict] | None = None,
 ) -> Dataset:
     """Build a binary DICOM-SEG with one segment per structure.
 
@@ -58,7 +59,10 @@ def build_seg(
             image whose header is ``reference[k]``).
         reference: headers of the reference series, in the masks' slice order (pixel data not needed).
         structures: registry entries, same order as ``masks``.
-        model: ``{"name", "version", "sha256"}`` of the model that produced the masks.
+        model: ``{"name", "version", "sha256"}`` of the model that produced the masks (the GTV model: it names the
+            SEG's content and software versions).
+        models: one such dict per structure when the structures come from different models (the GTV model and the
+            brain-extraction model); each segment's AlgorithmIdentificationSequence names its own. Default: ``model``.
 
     Returns:
         The Segmentation dataset (Explicit VR Little Endian), frames for every reference slice (empty frames
@@ -66,7 +70,9 @@ def build_seg(
     """
     if len(masks) != len(structures):
         raise ValueError(f"{len(masks)} masks but {len(structures)} structures")
-    algorithm = algorithm_identification(model)
+    models = list(models) if models is not None else [model] * len(structures)
+    if len(models) != len(structures):
+        raise ValueError(f"{len(models)} model identities but {len(structures)} structures")
     descriptions = [
         hd.seg.SegmentDescription(
             segment_number=n,
@@ -74,10 +80,10 @@ def build_seg(
             segmented_property_category=s.category,
             segmented_property_type=s.type,
             algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
-            algorithm_identification=algorithm,
+            algorithm_identification=algorithm_identification(m),
             anatomic_regions=[s.anatomic_region] if s.anatomic_region is not None else None,
         )
-        for n, s in enumerate(structures, start=1)
+        for n, (s, m) in enumerate(zip(structures, models), start=1)
     ]
     # (frames, rows, cols, segments)
     pixels = np.stack([m.array.astype(bool) for m in masks], axis=-1)

@@ -129,7 +129,7 @@ def test_rtstruct_even_odd_readback_reproduces_the_seg(app_run):
     seg = hd.seg.segread(app_run["out"] / "gtv_seg.dcm")
     seg_mask = seg.get_pixels_by_source_instance([h.SOPInstanceUID for h in headers], segment_numbers=[1])[..., 0] > 0
     rt = pydicom.dcmread(app_run["out"] / "gtv_rtstruct.dcm")
-    rt_mask = rasterize_rtstruct(rt, headers, volume.grid)
+    rt_mask = rasterize_rtstruct(rt, headers, volume.grid, roi_number=1)
     dice = 2 * (rt_mask & seg_mask).sum() / (rt_mask.sum() + seg_mask.sum())
     assert dice >= 0.99, f"RTSTRUCT even-odd read-back vs SEG Dice {dice:.4f}"
     roi = rt.StructureSetROISequence[0]
@@ -137,6 +137,34 @@ def test_rtstruct_even_odd_readback_reproduces_the_seg(app_run):
     assert rt.RTROIObservationsSequence[0].RTROIInterpretedType == "GTV"
     assert rt.ApprovalStatus == "UNAPPROVED"
     assert all("ContourImageSequence" in c for c in rt.ROIContourSequence[0].ContourSequence)
+
+
+def test_brain_is_delivered_as_an_organ_at_risk(app_run):
+    """Default models: segment 2 and ROI 2 are the Brain (TG-263 name, ORGAN), drawn by the brain model; the GTV
+    stays first. The known-function model names no brain model: GTV alone."""
+    volume, headers = reference(app_run)
+    seg = hd.seg.segread(app_run["out"] / "gtv_seg.dcm")
+    rt = pydicom.dcmread(app_run["out"] / "gtv_rtstruct.dcm")
+    report = json.loads((app_run["out"] / "gtv_report.json").read_text())
+    names = [r.ROIName for r in rt.StructureSetROISequence]
+    if app_run["model"] != "default":
+        assert names == ["GTV"] and len(seg.SegmentSequence) == 1
+        return
+    assert names == ["GTV", "Brain"] and [s.SegmentLabel for s in seg.SegmentSequence] == ["GTV", "Brain"]
+    assert rt.RTROIObservationsSequence[1].RTROIInterpretedType == "ORGAN"
+    brain_model = report["structures"]["Brain"]["model"]
+    algo = seg.SegmentSequence[1].SegmentationAlgorithmIdentificationSequence[0]
+    assert algo.AlgorithmName == brain_model["name"] == "brain_extraction"
+    assert brain_model["sha256"] in rt.StructureSetROISequence[1].ROIGenerationDescription
+    uids = [h.SOPInstanceUID for h in headers]
+    seg_brain = seg.get_pixels_by_source_instance(uids, segment_numbers=[2])[..., 0] > 0
+    rt_brain = rasterize_rtstruct(rt, headers, volume.grid, roi_number=2)
+    assert 2 * (rt_brain & seg_brain).sum() / (rt_brain.sum() + seg_brain.sum()) >= 0.99
+    cm3 = seg_brain.sum() * volume.grid.voxel_volume_mm3 / 1000
+    assert 1400 <= cm3 <= 1900 and abs(cm3 - report["structures"]["Brain"]["volume_cm3"]) < 1
+    gtv = seg.get_pixels_by_source_instance(uids, segment_numbers=[1])[..., 0] > 0
+    assert not (gtv & ~seg_brain).sum() > 0.05 * gtv.sum()  # the GTV lies (within the margin) in the brain
+    assert all("ContourImageSequence" in c for c in rt.ROIContourSequence[1].ContourSequence)
 
 
 def test_plastimatch_reads_the_rtstruct(app_run, tmp_path):
@@ -149,11 +177,17 @@ def test_plastimatch_reads_the_rtstruct(app_run, tmp_path):
     from operators.core.geometry import volume_to_sitk
 
     sitk.WriteImage(volume_to_sitk(volume), str(fixed))
-    out = tmp_path / "gtv.mha"
+    out = tmp_path / "structures"
     proc = subprocess.run(["plastimatch", "convert", "--input", str(app_run["out"] / "gtv_rtstruct.dcm"),
-                           "--fixed", str(fixed), "--output-labelmap", str(out)], capture_output=True, text=True)
+                           "--fixed", str(fixed), "--output-prefix", str(out)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    pm = sitk.GetArrayFromImage(sitk.ReadImage(str(out))) > 0
+    pm = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "GTV.mha"))) > 0
+    if app_run["model"] == "default":  # the Brain ROI, read by plastimatch, is the SEG's Brain segment
+        brain_seg = seg.get_pixels_by_source_instance([h.SOPInstanceUID for h in headers],
+                                                      segment_numbers=[2])[..., 0] > 0
+        brain_pm = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "Brain.mha"))) > 0
+        assert (brain_seg & ~brain_pm).sum() == 0
+        assert 2 * (brain_pm & brain_seg).sum() / (brain_pm.sum() + brain_seg.sum()) >= 0.97
     assert pm.shape == seg_mask.shape
     missing = (seg_mask & ~pm).sum()
     assert missing == 0, f"plastimatch lost {missing} SEG voxels"
@@ -178,3 +212,25 @@ def test_no_patient_identifiers_in_logs_or_report(app_run):
     text = app_run["proc"].stdout + app_run["proc"].stderr + (app_run["out"] / "gtv_report.json").read_text()
     for s in secrets:
         assert s not in text, "a patient identifier appears in the logs or the JSON report"
+
+
+def test_graph_equals_the_pipeline_composition(app_run):
+    """The operators of the graph and operators.core.pipeline.segment (what evaluate and evaluate-dicom run) give
+    the same GTV and brain, voxel for voxel, on a real study."""
+    if app_run["model"] != "default":
+        pytest.skip("checked with the bundled models")
+    from operators.core.pipeline import segment
+    from operators.core.predictor import load_models
+    from operators.core.selection import load_rules
+    from training.dicom_eval import load_study
+
+    spec, predictor, brain = load_models(REPO / "models")
+    _, vols = load_study(app_run["study"], spec.preprocessing.channels, load_rules(REPO / "app" / "series_rules.json"))
+    result = segment(vols, spec, predictor, brain_model=brain)
+    _, headers = reference(app_run)
+    seg = hd.seg.segread(app_run["out"] / "gtv_seg.dcm")
+    uids = [h.SOPInstanceUID for h in headers]
+    np.testing.assert_array_equal(seg.get_pixels_by_source_instance(uids, segment_numbers=[1])[..., 0] > 0,
+                                  result.gtv)
+    np.testing.assert_array_equal(seg.get_pixels_by_source_instance(uids, segment_numbers=[2])[..., 0] > 0,
+                                  result.brain.tissue.array)

@@ -41,7 +41,7 @@ def test_mirror_average_is_equivariant_and_the_network_is_not(gtv_window, axis):
 
 def test_install_touches_the_gtv_model_only(gtv_window):
     spec, predictor, x = gtv_window
-    brain_spec = find_model(MODELS, "brain_extraction")
+    brain_spec = find_model(MODELS, "brain_extraction_segresnet")
     brain = TorchScriptPredictor(brain_spec, device="cpu")
     head = np.zeros((1, 80, 80, 80), np.float32)
     head[0, 10:70, 15:65, 20:60] = 1.0  # any input: only whether the output changes matters

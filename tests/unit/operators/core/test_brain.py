@@ -19,7 +19,7 @@ class Threshold(torch.nn.Module):
         return 8.0 * (x[:, :1] - 0.5)
 
 
-def bundle(root):
+def bundle(root, **post):
     (root / MODEL_PATH).parent.mkdir(parents=True)
     (root / METADATA_PATH).parent.mkdir(parents=True)
     torch.jit.script(Threshold()).save(str(root / MODEL_PATH))
@@ -28,7 +28,8 @@ def bundle(root):
         "preprocessing": {"channels": ["T1c"], "spacing_mm": [2, 2, 2], "orientation": "LPS",
                           "normalisation": {"method": "zscore", "region": "nonzero", "clip": 5, "outside": 0},
                           "patch_size": [32, 32, 32]},
-        "postprocessing": {"threshold": 0.5, "min_component_mm3": 0, "fill_holes": False, "dilate_mm": 4.0},
+        "postprocessing": {"threshold": 0.5, "min_component_mm3": 0, "dilate_mm": 4.0,
+                           **({"largest_component": True, "fill_holes": True, "fill_holes_slicewise": True} | post)},
     }))
     return load_model_spec(root)
 
@@ -51,3 +52,15 @@ def test_largest_component_kept_and_holes_filled(tmp_path):
     region = brain.region.array
     assert region[mask].all()
     assert region[7:33, 7:41, 7:41].all() and not region[:4].any() and not region[:, :, :5].any()
+
+
+def test_post_processing_comes_from_the_metadata(tmp_path):
+    """With largest_component and hole filling off in the bundle's metadata, the speck and the cavity stay."""
+    spec = bundle(tmp_path / "b", largest_component=False, fill_holes=False, fill_holes_slicewise=False)
+    grid = Grid.from_parts((40, 48, 48), origin=np.zeros(3), spacing=np.array([2.0, 2.0, 2.0]), direction=np.eye(3))
+    image = np.full(grid.shape, 1.0, np.float32)
+    image[8:32, 8:40, 8:40] = 10.0
+    image[16:24, 20:28, 20:28] = 1.0
+    image[2:5, 2:5, 2:5] = 10.0
+    mask = extract_brain(Volume(image, grid), spec, TorchScriptPredictor(spec, device="cpu")).tissue.array
+    assert mask[3, 3, 3] and not mask[20, 24, 24]
