@@ -17,7 +17,7 @@ from operators.core.errors import ConfigError
 if TYPE_CHECKING:
     from operators.core.model_spec import Preprocessing
 
-TASKS = ("gtv", "hippocampus", "brain")
+TASKS = ("gtv", "hippocampus", "hippocampus_msd", "brain")
 
 
 @dataclass(frozen=True)
@@ -111,7 +111,8 @@ class TrainConfig:
 
     Attributes:
         name: run name; the run folder is ``out_dir``.
-        task: ``gtv`` (BraTS tumour core), ``hippocampus`` (synthetic source task), ``brain`` (skull stripping).
+        task: ``gtv`` (BraTS tumour core), ``hippocampus`` (synthetic source task), ``hippocampus_msd`` (the real
+            MSD Task04 source task), ``brain`` (skull stripping).
         labels: output structure names, in output-channel order (see ``operators.core.labels``).
         init: checkpoint to initialise from (transfer learning), or None for training from scratch.
         seed: controls weights, sampling and augmentation.

@@ -208,10 +208,14 @@ class MSDHippocampusDataset(Dataset):
         self.root = Path(root)
         self.spacing_mm = float(config.spacing_mm)
         manifest = self.root / "dataset.json"
-        try:
-            meta = json.loads(manifest.read_text())
-        except (OSError, json.JSONDecodeError) as err:
-            raise InputDataError(f"MSD folder {self.root}: dataset.json cannot be read ({err})") from err
+        if not manifest.exists():  # copies that ship only imagesTr/ and labelsTr/: pair the files by name
+            meta = {"training": [{"image": f"imagesTr/{p.name}", "label": f"labelsTr/{p.name}"}
+                                 for p in sorted((self.root / "labelsTr").glob("*.nii.gz"))]}
+        else:
+            try:
+                meta = json.loads(manifest.read_text())
+            except (OSError, json.JSONDecodeError) as err:
+                raise InputDataError(f"MSD folder {self.root}: dataset.json cannot be read ({err})") from err
         entries = meta.get("training")
         if not isinstance(entries, list) or not entries:
             raise InputDataError(f"{manifest}: no 'training' list of image/label pairs")

@@ -159,6 +159,10 @@ def _datasets(config: TrainConfig, rank: int, world: int):
         from training.gtv_data import gtv_datasets
 
         return gtv_datasets(config, rank=rank, world=world)
+    if config.task == "hippocampus_msd":
+        from training.msd_data import msd_datasets
+
+        return msd_datasets(config, rank=rank, world=world)
     from training.synth_data import synth_datasets
 
     return synth_datasets(config, rank=rank, world=world)
