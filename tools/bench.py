@@ -209,9 +209,9 @@ def core_once(study: Path, models: Path, backend: str, device: str, out: Path, *
     mark("monai_imported")
     from app.config import DEFAULT_RULES
     from operators.core.brain import extract_brain
-    from operators.core.pipeline import segment
     from operators.core.dicom_io import choose_study, scan_folder
     from operators.core.labels import structure
+    from operators.core.pipeline import segment
     from operators.core.predictor import load_models
     from operators.core.preprocess import align_to_reference
     from operators.core.rtstruct import build_rtstruct

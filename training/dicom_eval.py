@@ -33,7 +33,7 @@ from scipy import ndimage
 from operators.core.brain import BrainMask
 from operators.core.dicom_io import choose_study, scan_folder
 from operators.core.dicom_series import Study
-from operators.core.geometry import Volume
+from operators.core.geometry import Volume, resample
 from operators.core.pipeline import segment
 from operators.core.predictor import load_models
 from operators.core.report import render_png
@@ -200,8 +200,6 @@ def evaluate_brats_dicom(models: str | Path, data: str | Path, out: str | Path, 
             t1c = result.channels[0]
             if not t1c.grid.same_as(reference.grid):
                 # the app's volume may list the slices in the other order: compare on the app's grid
-                from operators.core.geometry import resample
-
                 reference = resample(reference, t1c.grid, interpolation="nearest")
                 written = resample(written, t1c.grid, interpolation="nearest")
             stripped = written.array > 0

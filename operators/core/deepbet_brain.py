@@ -38,8 +38,9 @@ def _ras_xyz_to_lps_zyx(array: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(array[::-1, ::-1, :].transpose(2, 1, 0))
 
 
-def deepbet_weights(spec: ModelSpec) -> dict[str, Path]:
-    """The deepbet weight files, each checked against its sha256 in the bundle metadata."""
+def deepbet_weights(spec: ModelSpec, *, verify: bool = True) -> dict[str, Path]:
+    """The deepbet weight files, each checked against its sha256 in the bundle metadata (``verify=False`` for a
+    spec that :func:`operators.core.model_spec.load_model_spec` has verified already)."""
     try:
         from deepbet.utils import DATA_PATH
     except ImportError as err:
@@ -53,7 +54,7 @@ def deepbet_weights(spec: ModelSpec) -> dict[str, Path]:
             raise ModelSpecError(f"model metadata {spec.root}: weights_sha256 has no {key!r} entry")
         if not path.is_file():
             raise ModelSpecError(f"model folder {spec.root}: deepbet weight file {path} is missing")
-        actual = sha256_of(path)
+        actual = sha256_of(path) if verify else expected[key]
         if actual != expected[key]:
             raise ModelSpecError(f"model file {path}: sha256 {actual} does not match weights_sha256.{key} "
                                  f"{expected[key]} in {spec.root}; refusing to load it")
@@ -70,7 +71,7 @@ class DeepbetPredictor:
         import torch
         from deepbet.bet import BrainExtraction
 
-        weights = deepbet_weights(spec)
+        weights = deepbet_weights(spec, verify=False)  # hashed when the bundle was loaded
         use_gpu = device in ("auto", "cuda") and torch.cuda.is_available()
         self.device = "cuda" if use_gpu else "cpu"
         self.reason = reason
