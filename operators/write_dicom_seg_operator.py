@@ -9,6 +9,7 @@ from monai.deploy.core import Fragment, OperatorSpec
 from operators.base import GtvOperator
 from operators.core.case import Contours
 from operators.core.labels import structure
+from operators.core.quality import seg_description
 from operators.core.record import RunRecord
 from operators.core.seg import build_seg
 
@@ -35,7 +36,8 @@ class WriteDicomSegOperator(GtvOperator):
         with self.record.stage("seg"):
             ds = build_seg(list(contours.masks), contours.case.reference_headers,
                            structures=[structure(k) for k in contours.labels], model=self.model,
-                           models=list(contours.models) or None)
+                           models=list(contours.models) or None,
+                           series_description=seg_description(contours.quality))
             path = self.output_folder / SEG_FILE
             ds.save_as(path, enforce_file_format=True)
         written = {"file": path.name, "sop_instance_uid": ds.SOPInstanceUID,

@@ -10,6 +10,7 @@ from monai.deploy.core import Fragment, OperatorSpec
 from operators.base import GtvOperator
 from operators.core.case import Contours
 from operators.core.labels import structure
+from operators.core.quality import banner
 from operators.core.record import RunRecord
 from operators.core.report import render_png, write_json
 
@@ -40,17 +41,25 @@ class WriteReportOperator(GtvOperator):
         op_input.receive(self.IN_RTSTRUCT)
         label = contours.labels[0]
         models = contours.models or (self.model,) * len(contours.labels)
+        quality = contours.quality
         with self.record.stage("report"):
             volume = self.record.decisions.get(f"{label}_volume_cm3", 0.0)
             oars = [structure(k).tg263_name for k in contours.labels[1:]]
             title = (f"{structure(label).tg263_name} {volume:.1f} cm3" + "".join(f", {n}" for n in oars)
                      + f" - {self.model['name']} {self.model['version']} - UNAPPROVED, for clinical review")
             others = [(m.array, structure(k).color_rgb) for m, k in zip(contours.masks[1:], contours.labels[1:])]
+            brain = contours.case.brain_mask
             slices = render_png(self.output_folder / PNG_FILE, contours.case.reference, contours.masks[0],
-                                title=title, colour=structure(label).color_rgb, others=others)
+                                title=title, colour=structure(label).color_rgb, others=others,
+                                slices_of=[contours.masks[0].array] if contours.masks[0].array.any()
+                                else [m for m, _ in others[:1]],
+                                window_region=brain.tissue.array if brain is not None else None,
+                                banner=banner(quality) if quality is not None else None)
         report = {
             "status": "UNAPPROVED",
             "model": self.model,
+            "quality": quality.to_dict() if quality is not None else None,
+            "quality_signals": quality.signals if quality is not None else None,
             "structures": {lab: {"volume_cm3": self.record.decisions.get(f"{lab}_volume_cm3"), "model": mdl}
                            for lab, mdl in zip(contours.labels, models)},
             "review_png": {"file": PNG_FILE, "slices_shown": [k + 1 for k in slices]},

@@ -9,6 +9,7 @@ from monai.deploy.core import Fragment, OperatorSpec
 from operators.base import GtvOperator
 from operators.core.case import Contours
 from operators.core.labels import structure
+from operators.core.quality import verdict_fields
 from operators.core.record import RunRecord
 from operators.core.rtstruct import build_rtstruct
 
@@ -36,7 +37,8 @@ class WriteRTStructOperator(GtvOperator):
             models = contours.models or (self.model,) * len(contours.masks)
             extra = [(m, structure(k), mdl) for m, k, mdl in zip(contours.masks[1:], contours.labels[1:], models[1:])]
             ds = build_rtstruct(contours.masks[0], contours.case.reference_headers,
-                                structure=structure(contours.labels[0]), model=self.model, extra_rois=extra)
+                                structure=structure(contours.labels[0]), model=self.model, extra_rois=extra,
+                                **verdict_fields(contours.quality))
             path = self.output_folder / RTSTRUCT_FILE
             ds.save_as(path, enforce_file_format=True)
         written = {"file": path.name, "sop_instance_uid": ds.SOPInstanceUID,

@@ -36,10 +36,11 @@ from operators.core.dicom_series import Study
 from operators.core.geometry import Volume, resample
 from operators.core.pipeline import segment
 from operators.core.predictor import load_models
+from operators.core.quality import Quality
 from operators.core.report import render_png
 from operators.core.selection import load_rules, select_series
 from operators.core.series_volume import series_to_volume
-from training.metrics import segmentation_metrics, summarise
+from training.metrics import quality_entry, segmentation_metrics, summarise
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +82,7 @@ class SegmentedStudy:
         gtv: the app's GTV, bool.
         unrestricted: the GTV before the app restricts it to the brain region, bool.
         brain: the brain mask, or None without a brain-extraction model.
+        quality: the app's quality verdict with its signals.
     """
 
     t1c: Volume
@@ -88,25 +90,28 @@ class SegmentedStudy:
     gtv: np.ndarray
     unrestricted: np.ndarray
     brain: BrainMask | None
+    quality: Quality | None = None
 
 
-def load_study(study_dir: Path, channels: tuple[str, ...], rules: dict) -> tuple[Study, list[Volume]]:
-    """The app's input steps: the study in a folder, its series selected per channel, their volumes."""
+def load_study(study_dir: Path, channels: tuple[str, ...], rules: dict) -> tuple[Study, list[Volume], tuple]:
+    """The app's input steps: the study in a folder, its series selected per channel, their volumes, and the
+    reference (first) series' headers in slice order."""
     study = choose_study(scan_folder(study_dir), channels=channels, rules=rules)
     selected = select_series(study, channels, rules)
-    return study, [series_to_volume(s.series)[0] for s in selected]
+    read = [series_to_volume(s.series) for s in selected]
+    return study, [v for v, _ in read], read[0][1]
 
 
 def segment_study(study_dir: Path, models: tuple, rules: dict) -> SegmentedStudy:
     """The app's GTV for one study; ``models`` as :func:`operators.core.predictor.load_models` returns them."""
     spec, predictor, brain_model = models
-    study, vols = load_study(study_dir, spec.preprocessing.channels, rules)
+    study, vols, headers = load_study(study_dir, spec.preprocessing.channels, rules)
     ref = reference_mask(study)
     if not ref.grid.same_as(vols[0].grid):
         raise ValueError(f"{study_dir}: MaskTumor is not on the T1c grid")
-    result = segment(vols, spec, predictor, brain_model=brain_model)
+    result = segment(vols, spec, predictor, brain_model=brain_model, headers=headers)
     return SegmentedStudy(t1c=result.channels[0], reference=ref.array, gtv=result.gtv,
-                          unrestricted=result.unrestricted, brain=result.brain)
+                          unrestricted=result.unrestricted, brain=result.brain, quality=result.quality)
 
 
 def evaluate_study(study_dir: Path, models: tuple, rules: dict, *, picture: Path | None = None) -> dict:
@@ -139,6 +144,7 @@ def evaluate_study(study_dir: Path, models: tuple, rules: dict, *, picture: Path
         if brain_mask else None,
         "brain_cm3": tissue_cm3,
         "brain_region_cm3": region_cm3,
+        "quality": quality_entry(seg.quality),
     })
     return result
 
@@ -193,10 +199,10 @@ def evaluate_brats_dicom(models: str | Path, data: str | Path, out: str | Path, 
             folder = Path(tempfile.mkdtemp(prefix="brats-dicom-"))
             try:
                 written, reference = write_study(case, folder, variant)
-                _, vols = load_study(folder, spec.preprocessing.channels, rules_dict)
+                _, vols, headers = load_study(folder, spec.preprocessing.channels, rules_dict)
             finally:
                 shutil.rmtree(folder, ignore_errors=True)
-            result = segment(vols, spec, loaded[1], brain_model=loaded[2])
+            result = segment(vols, spec, loaded[1], brain_model=loaded[2], headers=headers)
             t1c = result.channels[0]
             if not t1c.grid.same_as(reference.grid):
                 # the app's volume may list the slices in the other order: compare on the app's grid
@@ -210,8 +216,9 @@ def evaluate_brats_dicom(models: str | Path, data: str | Path, out: str | Path, 
             entry.update({"brain_dsc_vs_nonzero": dice(brain, stripped),
                           "brain_missed_cm3": float((stripped & ~brain).sum() * voxel_cm3),
                           "brain_extra_cm3": float((brain & ~stripped).sum() * voxel_cm3)})
-            per.setdefault(variant, {})[case.case_id] = entry
             logger.info("%s %s: %s", case.case_id, variant, {k: round(v, 4) for k, v in entry.items()})
+            entry["quality"] = quality_entry(result.quality)
+            per.setdefault(variant, {})[case.case_id] = entry
     result = {"models": str(models), "cases": per,
               "summary": {v: {k: summarise([e[k] for e in c.values()])
                               for k in ("dsc", "hd95_mm", "asd_mm", "brain_dsc_vs_nonzero", "brain_missed_cm3")}

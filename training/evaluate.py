@@ -26,7 +26,7 @@ from operators.core.model_spec import find_model
 from operators.core.pipeline import segment
 from operators.core.predictor import make_predictor
 from training.brats import TUMOUR_CORE_LABELS, find_cases, read_tumour_core, read_volume, skull_stripped_brain_mask
-from training.metrics import segmentation_metrics, summarise
+from training.metrics import quality_entry, segmentation_metrics, summarise
 from training.train import dice
 
 logger = logging.getLogger(__name__)
@@ -82,8 +82,9 @@ def evaluate(model_dir: str | Path, data_dir: str | Path, out_dir: str | Path, *
             ref = read_tumour_core(case, brats_labels)
             spacing_zyx = tuple(float(s) for s in ref.grid.spacing[::-1])
             entry.update(segmentation_metrics(mask.array, ref.array, spacing_zyx))
-        per_case[case.case_id] = entry
         logger.info("%s: %s", case.case_id, {k: round(v, 4) for k, v in entry.items()})
+        entry["quality"] = quality_entry(result.quality)
+        per_case[case.case_id] = entry
     scored = [v for v in per_case.values() if "dsc" in v]
     keys = ("dsc", "hd95_mm", "asd_mm") + (("brain_dsc_vs_nonzero",) if brain_model is not None else ())
     result = {

@@ -44,3 +44,10 @@ def summarise(values: list[float]) -> dict:
                 "max": float("nan")}
     return {"n": int(v.size), "mean": float(v.mean()), "sd": float(v.std(ddof=1)) if v.size > 1 else 0.0,
             "median": float(np.median(v)), "min": float(v.min()), "max": float(v.max())}
+
+
+def quality_entry(quality) -> dict | None:
+    """A quality verdict as an evaluation records it: verdict, flag codes and every signal's value."""
+    if quality is None:
+        return None
+    return {"verdict": quality.verdict, "flags": [f.code for f in quality.flags], "signals": quality.signals}

@@ -13,6 +13,7 @@ from operators.core.geometry import Grid, Volume
 
 if TYPE_CHECKING:
     from operators.core.brain import BrainMask
+    from operators.core.quality import Quality
 
 
 @dataclass(frozen=True, eq=False)
@@ -72,9 +73,11 @@ class Contours:
 
     Attributes:
         models: ``{"name", "version", "sha256"}`` of the model that made each mask, same order as ``masks``.
+        quality: the quality verdict of the GTV (:mod:`operators.core.quality`), which every writer shows.
     """
 
     masks: tuple[Volume, ...] = field(repr=False)
     labels: tuple[str, ...]
     case: ChannelVolumes = field(repr=False)
     models: tuple[dict, ...] = ()
+    quality: Quality | None = None

@@ -16,6 +16,7 @@ from pathlib import Path
 from operators.core.errors import ModelSpecError
 from operators.core.intensity import Normalisation
 from operators.core.labels import structure
+from operators.core.quality import QualityLimits
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +91,7 @@ class ModelSpec:
         sha256: hash of ``models/model.ts``, verified on load.
         labels: structure keys in output-channel order (keys of :data:`operators.core.labels.STRUCTURES`).
         preprocessing, postprocessing: see those classes.
+        quality: the validated range and the limits of the quality signals (:mod:`operators.core.quality`).
         metadata: the whole parsed metadata.json, for reports.
     """
 
@@ -101,6 +103,7 @@ class ModelSpec:
     preprocessing: Preprocessing
     postprocessing: Postprocessing
     metadata: dict = field(repr=False, default_factory=dict)
+    quality: QualityLimits = field(default_factory=QualityLimits)
 
     @property
     def model_file(self) -> Path:
@@ -165,6 +168,10 @@ def parse_metadata(meta: dict, *, root: Path) -> ModelSpec:
     labels = tuple(_require(meta, "labels", "", source))
     for key in labels:
         structure(key)  # raises ModelSpecError for unknown names
+    try:
+        quality = QualityLimits.from_dict(meta.get("quality"))
+    except (TypeError, ValueError) as e:
+        raise ModelSpecError(f"model metadata {source}: quality: {e}") from e
     sha = _require(meta, "sha256", "", source)
     if not (isinstance(sha, str) and len(sha) == 64):
         raise ModelSpecError(f"model metadata {source}: sha256 must be 64 hex characters, found {sha!r}")
@@ -193,6 +200,7 @@ def parse_metadata(meta: dict, *, root: Path) -> ModelSpec:
             fill_holes_slicewise=bool(post.get("fill_holes_slicewise", False)),
         ),
         metadata=meta,
+        quality=quality,
     )
 
 

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from scipy import ndimage
 
 from operators.core.geometry import Volume
 from operators.core.product import PRODUCT_NAME, SOFTWARE_VERSION
@@ -18,14 +19,31 @@ MAX_PANELS = 8
 
 
 def tumour_slices(mask: np.ndarray, *, max_panels: int = MAX_PANELS) -> list[int]:
-    """Indices along axis 0 of slices to show: spread evenly over those holding the mask (or 3 central ones)."""
+    """Indices along axis 0 of slices to show: the slice where the mask is largest, the slice where each of its other
+    connected parts is largest (a far part is the typical false positive), then slices spread evenly over the rest
+    that hold the mask (or 3 central ones when it is empty)."""
     hit = np.flatnonzero(mask.reshape(mask.shape[0], -1).any(axis=1))
     if hit.size == 0:
         mid = mask.shape[0] // 2
         return sorted({max(mid - 3, 0), mid, min(mid + 3, mask.shape[0] - 1)})
     if hit.size <= max_panels:
         return hit.tolist()
-    return hit[np.round(np.linspace(0, hit.size - 1, max_panels)).astype(int)].tolist()
+    labels, n = ndimage.label(mask, structure=np.ones((3, 3, 3), bool))
+    sizes = np.bincount(labels.ravel())[1:]
+    chosen = [int(np.argmax(mask.sum(axis=(1, 2))))]
+    for part in np.argsort(-sizes)[: max_panels // 2] + 1:
+        k = int(np.argmax((labels == part).sum(axis=(1, 2))))
+        if k not in chosen:
+            chosen.append(k)
+    rest = [int(k) for k in hit if k not in chosen]
+    spare = max_panels - len(chosen)
+    if spare > 0 and rest:
+        chosen += [rest[i] for i in sorted(set(np.round(np.linspace(0, len(rest) - 1, spare)).astype(int)))]
+    return sorted(chosen)
+
+
+#: banner colours of the review picture's verdict line (ok, review, unreliable)
+BANNER = {"ok": (40, 140, 60), "review": (230, 150, 0), "unreliable": (200, 30, 30)}
 
 
 def render_png(
@@ -36,6 +54,9 @@ def render_png(
     title: str,
     colour: tuple[int, int, int] = (255, 0, 0),
     others: Sequence[tuple[np.ndarray, tuple[int, int, int]]] = (),
+    slices_of: Sequence[np.ndarray] | None = None,
+    window_region: np.ndarray | None = None,
+    banner: tuple[str, str] | None = None,
 ) -> list[int]:
     """Draw the mask outline over the image on the slices through the mask.
 
@@ -44,7 +65,12 @@ def render_png(
             the top, as a DICOM viewer shows them), pixel aspect from the spacing.
         mask: ``(Z, Y, X)`` bool on the same grid.
         others: more ``(Z, Y, X)`` bool masks on the same grid and their colours, outlined too (a reference
-            segmentation, the brain mask); the slices shown are those through ``mask`` or the first of these.
+            segmentation, the brain mask).
+        slices_of: the masks whose slices are shown (:func:`tumour_slices` of their union); default ``mask`` and
+            the first of ``others`` (the reference in an evaluation).
+        window_region: ``(Z, Y, X)`` bool region whose intensities set the grey window (the brain: on skull-stripped
+            input the whole volume's percentiles wash the brain out); default the whole volume.
+        banner: ``(verdict, text)``: a line above the panels in the verdict's colour (:data:`BANNER`).
 
     Returns:
         The slice indices shown.
@@ -54,14 +80,17 @@ def render_png(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    shown = mask.array | others[0][0] if others else mask.array
+    if slices_of is None:
+        slices_of = [mask.array] + ([others[0][0]] if others else [])
+    shown = np.logical_or.reduce([np.asarray(m, bool) for m in slices_of]) if slices_of else mask.array
     slices = tumour_slices(shown)
     n = len(slices)
     cols = min(n, 4)
     rows = -(-n // cols)
     sx, sy, _ = image.grid.spacing
     normal = image.grid.direction[:, 2]
-    lo, hi = np.percentile(image.array, [1, 99.5])
+    window = image.array[window_region] if window_region is not None and window_region.any() else image.array
+    lo, hi = np.percentile(window, [0.5, 99.5])
     fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 3.9 * rows), squeeze=False, facecolor="black")
     outlines = [(mask.array, colour), *others]
     for ax in axes.flat:
@@ -73,8 +102,12 @@ def render_png(
                 ax.contour(m[k].astype(float), levels=[0.5], colors=[tuple(c / 255 for c in rgb)], linewidths=1.2)
         pos = float(image.grid.index_to_lps([[0, 0, k]])[0] @ normal)
         ax.set_title(f"slice {k + 1}/{image.grid.shape[0]}  ({pos:.1f} mm)", color="white", fontsize=9)
-    fig.suptitle(title, color="white", fontsize=10)
-    fig.tight_layout()
+    fig.suptitle(title, color="white", fontsize=10, y=0.945 if banner else 0.98)
+    fig.tight_layout(rect=(0, 0, 1, 0.93 if banner else 0.97))
+    if banner:
+        verdict, text = banner
+        fig.text(0.5, 0.985, text, ha="center", va="top", fontsize=10, color="white", weight="bold", wrap=True,
+                 bbox={"facecolor": tuple(c / 255 for c in BANNER[verdict]), "edgecolor": "none", "pad": 4})
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=90, facecolor="black")
     plt.close(fig)

@@ -237,6 +237,8 @@ def build_rtstruct(
     series_number: int = RTSTRUCT_SERIES_NUMBER,
     series_description: str = "GTV auto-contour (UNAPPROVED)",
     extra_rois: Sequence[tuple[Volume, Structure, dict]] = (),
+    verdict: str = "",
+    verdict_note: str = "",
 ) -> Dataset:
     """An RT Structure Set with one ROI whose contours are the exact voxel-edge boundary of ``mask``, and one more
     ROI per ``extra_rois`` entry after it (organs at risk, e.g. the brain), each with its own model's provenance.
@@ -248,6 +250,9 @@ def build_rtstruct(
         model: ``{"name": str, "version": str, "sha256": 64 lowercase hex digits}`` of the model that made the mask.
         series_number: SeriesNumber of the new RT series (fixed, never random).
         series_description: SeriesDescription of the new RT series.
+        verdict: the quality verdict's tag (``"REVIEW"``, ``"UNRELIABLE"``; ``""`` for ok): it is put where a
+            planning system shows it, StructureSetLabel (SH, 16) as ``"GTV REVIEW"`` and the SeriesDescription.
+        verdict_note: one sentence on why (the flags), appended to StructureSetDescription (ST).
 
     Returns:
         The dataset with ``file_meta`` (Explicit VR Little Endian), ready for
@@ -296,7 +301,9 @@ def build_rtstruct(
     ds.SeriesInstanceUID = generate_uid(prefix=UID_PREFIX)
     ds.SeriesNumber = int(series_number)
     ds.SeriesDate, ds.SeriesTime = date, time
-    ds.SeriesDescription = series_description
+    if verdict:
+        series_description = series_description.replace("auto-contour", f"auto-contour {verdict}", 1)
+    ds.SeriesDescription = _fit_lo(series_description)
     ds.OperatorsName = ""
 
     # General Equipment.
@@ -306,11 +313,12 @@ def build_rtstruct(
 
     # Structure Set.
     provenance = f"model {name} version {version} sha256 {sha256}"
-    ds.StructureSetLabel = "AUTO " + structure.tg263_name[:11]
+    ds.StructureSetLabel = (f"{structure.tg263_name} {verdict}" if verdict else "AUTO " + structure.tg263_name)[:16]
     ds.StructureSetName = _fit_lo(series_description)
     ds.StructureSetDescription = (
         f"Automatic contours by {PRODUCT_NAME} {SOFTWARE_VERSION}; {provenance}. Unapproved: review before use."
-    )
+        + (f" Quality verdict {verdict}: {verdict_note}" if verdict else "")
+    )[:1024]
     ds.InstanceNumber = 1
     ds.StructureSetDate, ds.StructureSetTime = date, time
     frame_uid = first.FrameOfReferenceUID

@@ -225,8 +225,9 @@ def test_graph_equals_the_pipeline_composition(app_run):
     from training.dicom_eval import load_study
 
     spec, predictor, brain = load_models(REPO / "models")
-    _, vols = load_study(app_run["study"], spec.preprocessing.channels, load_rules(REPO / "app" / "series_rules.json"))
-    result = segment(vols, spec, predictor, brain_model=brain)
+    rules = load_rules(REPO / "app" / "series_rules.json")
+    _, vols, t1c_headers = load_study(app_run["study"], spec.preprocessing.channels, rules)
+    result = segment(vols, spec, predictor, brain_model=brain, headers=t1c_headers)
     _, headers = reference(app_run)
     seg = hd.seg.segread(app_run["out"] / "gtv_seg.dcm")
     uids = [h.SOPInstanceUID for h in headers]
@@ -234,3 +235,6 @@ def test_graph_equals_the_pipeline_composition(app_run):
                                   result.gtv)
     np.testing.assert_array_equal(seg.get_pixels_by_source_instance(uids, segment_numbers=[2])[..., 0] > 0,
                                   result.brain.tissue.array)
+    report = json.loads((app_run["out"] / "gtv_report.json").read_text())
+    assert report["quality"] == result.quality.to_dict()
+    assert report["quality_signals"] == pytest.approx(result.quality.signals)
