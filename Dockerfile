@@ -12,6 +12,7 @@
 # The base must provide python3 (3.10-3.12) with the venv module; Debian 12 and Ubuntu 24.04 based images do.
 
 # NGC TensorRT 25.11: Ubuntu 24.04, Python 3.12, CUDA 13.0, TensorRT 10.13 (CUDA 13 matches holoscan-cu13).
+# The TensorRT back end supports TensorRT 10.x and 11.x (strongly typed network from models/model_fp16.onnx).
 ARG BASE_IMAGE=nvcr.io/nvidia/tensorrt:25.11-py3
 
 # ---- build: the Python environment, from the wheelhouse when one is given (the wheels stay out of the image) ----

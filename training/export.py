@@ -17,7 +17,14 @@ import monai
 import numpy as np
 import torch
 
-from operators.core.model_spec import METADATA_PATH, MODEL_PATH, ONNX_PATH, parse_metadata, sha256_of
+from operators.core.model_spec import (
+    METADATA_PATH,
+    MODEL_PATH,
+    ONNX_FP16_PATH,
+    ONNX_PATH,
+    parse_metadata,
+    sha256_of,
+)
 from training.config import TrainConfig, _build
 
 logger = logging.getLogger(__name__)
@@ -66,6 +73,35 @@ def export_onnx(net: torch.nn.Module, path: Path, *, in_channels: int, patch_siz
     axes = {0: "batch", 2: "z", 3: "y", 4: "x"}
     torch.onnx.export(net, (dummy,), str(path), opset_version=17, input_names=["image"], output_names=["logits"],
                       dynamic_axes={"image": axes, "logits": axes}, dynamo=False)
+
+
+def export_onnx_fp16(src: Path, dst: Path) -> None:
+    """The mixed-precision graph TensorRT builds its fp16 engine from (a strongly typed network takes each tensor's
+    type from the graph; TensorRT 11 has no fp16 builder flag): every float tensor and weight in fp16 except the
+    fp32 input and output (``keep_io_types``), converted by onnxconverter-common, the ONNX project's converter."""
+    import warnings
+
+    import onnx
+    from onnxconverter_common import float16
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # its notice that tiny weights are rounded to fp16's smallest value
+        graph = float16.convert_float_to_float16(onnx.load(str(src)), keep_io_types=True)
+    onnx.checker.check_model(graph)
+    onnx.save(graph, str(dst))
+
+
+def add_onnx_fp16(bundle: Path) -> dict:
+    """Write ``models/model_fp16.onnx`` beside a bundle's ``model.onnx`` and record its sha256 in the metadata
+    (``onnx_fp16_file``, ``onnx_fp16_sha256``); the TorchScript and fp32 ONNX files are left as they are."""
+    bundle = Path(bundle)
+    meta_file = bundle / METADATA_PATH
+    meta = json.loads(meta_file.read_text())
+    spec = parse_metadata(meta, root=bundle)
+    export_onnx_fp16(spec.verified_onnx_file(), bundle / ONNX_FP16_PATH)
+    meta["onnx_fp16_file"], meta["onnx_fp16_sha256"] = str(ONNX_FP16_PATH), sha256_of(bundle / ONNX_FP16_PATH)
+    meta_file.write_text(json.dumps(meta, indent=2))
+    return meta
 
 
 def build_metadata(config: TrainConfig, *, name: str, version: str, sha256: str, training: dict,
@@ -176,6 +212,8 @@ def export_bundle(run_dir: str | Path, out: str | Path, *, name: str, version: s
         meta = build_metadata(config, name=name, version=version, sha256=sha, training=facts,
                               description=description or f"{config.task} SegResNet trained by the training module")
         meta["onnx_file"], meta["onnx_sha256"] = str(ONNX_PATH), sha256_of(tmp / ONNX_PATH)
+        export_onnx_fp16(tmp / ONNX_PATH, tmp / ONNX_FP16_PATH)
+        meta["onnx_fp16_file"], meta["onnx_fp16_sha256"] = str(ONNX_FP16_PATH), sha256_of(tmp / ONNX_FP16_PATH)
         parse_metadata(meta, root=out)  # the app's own checks, before anything is written in place
         (tmp / METADATA_PATH).write_text(json.dumps(meta, indent=2))
         for fname, src in (docs or {}).items():

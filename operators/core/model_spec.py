@@ -23,6 +23,7 @@ logger = logging.getLogger(__name__)
 METADATA_PATH = Path("configs") / "metadata.json"
 MODEL_PATH = Path("models") / "model.ts"
 ONNX_PATH = Path("models") / "model.onnx"  # optional: the same network for ONNX Runtime and TensorRT
+ONNX_FP16_PATH = Path("models") / "model_fp16.onnx"  # optional: its mixed-precision form, for TensorRT fp16
 ORIENTATION_CODES = ("LPS", "RAS")
 
 
@@ -113,14 +114,19 @@ class ModelSpec:
     def onnx_sha256(self) -> str | None:
         return self.metadata.get("onnx_sha256")
 
-    def verified_onnx_file(self) -> Path:
-        """``models/model.onnx`` after checking its sha256 against ``onnx_sha256`` in the metadata."""
-        path = self.root / ONNX_PATH
-        if self.onnx_sha256 is None or not path.is_file():
-            raise ModelSpecError(f"model folder {self.root}: no {ONNX_PATH} with an onnx_sha256 in {METADATA_PATH}")
+    def verified_onnx_file(self, precision: str = "fp32") -> Path:
+        """``models/model.onnx`` (``precision="fp32"``) or ``models/model_fp16.onnx`` (``"fp16"``: fp16 weights and
+        activations, fp32 input and output) after checking its sha256 against ``onnx_sha256`` /
+        ``onnx_fp16_sha256`` in the metadata."""
+        if precision not in ("fp32", "fp16"):
+            raise ModelSpecError(f"ONNX precision must be 'fp32' or 'fp16', found {precision!r}")
+        rel, key = (ONNX_PATH, "onnx_sha256") if precision == "fp32" else (ONNX_FP16_PATH, "onnx_fp16_sha256")
+        path, expected = self.root / rel, self.metadata.get(key)
+        if expected is None or not path.is_file():
+            raise ModelSpecError(f"model folder {self.root}: no {rel} with an {key} in {METADATA_PATH}")
         actual = sha256_of(path)
-        if actual != self.onnx_sha256:
-            raise ModelSpecError(f"model file {path}: sha256 {actual} does not match onnx_sha256 {self.onnx_sha256} "
+        if actual != expected:
+            raise ModelSpecError(f"model file {path}: sha256 {actual} does not match {key} {expected} "
                                  f"in {METADATA_PATH}; refusing to load it")
         return path
 

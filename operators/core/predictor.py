@@ -13,8 +13,10 @@ Back ends:
   25.8 ms optimised TorchScript fp16 vs 24.8 ms eager on the reference grid; 2-core CPU: the same cold-process time
   either way, ``tools/bench.py``).
 * ``onnxruntime``: ``models/model.onnx`` with ONNX Runtime's CPU provider.
-* ``tensorrt``: an fp16 engine built from ``models/model.onnx`` by the TensorRT builder, once per model hash, GPU,
-  TensorRT version, precision and window shape, and cached on disk (see :class:`TensorRTPredictor`).
+* ``tensorrt``: an fp16 engine built by the TensorRT builder as a strongly typed network from
+  ``models/model_fp16.onnx`` (the mixed-precision graph ``training export`` writes beside ``model.onnx``: fp16
+  inside, fp32 input and output), once per model hash, GPU, TensorRT version, precision and window shape, and cached
+  on disk (see :class:`TensorRTPredictor`). Works with TensorRT 10.x and 11.x.
 * ``auto``: TensorRT where it and a GPU exist, else TorchScript on CUDA, else the CPU back end named by
   :data:`CPU_PREFERENCE` (chosen by the benchmark on the reference CPU; see README).
 """
@@ -131,16 +133,20 @@ class TorchScriptPredictor:
 
 
 class OnnxRuntimePredictor:
-    """``models/model.onnx`` (hash checked here, before loading) with ONNX Runtime's CPU provider."""
+    """``models/model.onnx`` (hash checked here, before loading) with ONNX Runtime's CPU provider; with
+    ``precision="fp16"`` the mixed-precision ``models/model_fp16.onnx`` that TensorRT builds its fp16 engine from
+    (the CPU's check of that graph, not a faster CPU path)."""
 
-    def __init__(self, spec: ModelSpec, *, threads: int | None = None, reason: str = "requested") -> None:
+    def __init__(self, spec: ModelSpec, *, threads: int | None = None, reason: str = "requested",
+                 precision: str = "fp32") -> None:
         import onnxruntime as ort
 
-        path = spec.verified_onnx_file()
+        path = spec.verified_onnx_file(precision)
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or (os.cpu_count() or 1)
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        self.spec, self.name, self.reason = spec, "onnxruntime-cpu", reason
+        self.spec, self.reason = spec, reason
+        self.name = "onnxruntime-cpu" + ("" if precision == "fp32" else f"-{precision}")
 
     def _forward(self, x):
         import torch
@@ -152,12 +158,16 @@ class OnnxRuntimePredictor:
 
 
 class TensorRTPredictor:
-    """An fp16 TensorRT engine built from ``models/model.onnx``, cached per model, GPU, TensorRT version, precision
-    and window shape under ``cache_dir``; later runs deserialise it (seconds) instead of building (minutes).
+    """A TensorRT engine, cached per model, GPU, TensorRT version, precision and window shape under ``cache_dir``;
+    later runs deserialise it (seconds) instead of building (minutes).
 
-    Uses TensorRT's documented Python API (TensorRT 10: ``Builder``, ``OnnxParser``, optimization profile,
-    ``build_serialized_network``, ``Runtime.deserialize_cuda_engine``, ``set_input_shape``/``set_tensor_address``/
-    ``execute_async_v3``). Input and output buffers are torch CUDA tensors.
+    The network is strongly typed (``NetworkDefinitionCreationFlag.STRONGLY_TYPED``): every tensor keeps the type
+    the ONNX graph gives it, so precision is chosen by the graph, ``model_fp16.onnx`` for fp16 and ``model.onnx``
+    for fp32, not by builder flags (TensorRT 11 removed ``BuilderFlag.FP16`` and the other weak-typing flags; TensorRT
+    10 has strong typing too). Calls used, present in TensorRT 10 and 11: ``Builder``, ``create_network``,
+    ``OnnxParser``, ``create_builder_config``, optimization profile, ``build_serialized_network``,
+    ``Runtime.deserialize_cuda_engine``, ``set_input_shape``/``set_tensor_address``/``execute_async_v3``. Input and
+    output buffers are fp32 torch CUDA tensors.
     """
 
     def __init__(self, spec: ModelSpec, *, cache_dir: Path, sw_batch_size: int = 2, precision: str = "fp16",
@@ -180,7 +190,7 @@ class TensorRTPredictor:
             blob = engine_file.read_bytes()
         else:
             logger.info("building TensorRT %s engine for %s (once per GPU/TensorRT version)", precision, shape)
-            blob = self._build(trt, spec.verified_onnx_file(), shape, precision)
+            blob = self._build(trt, spec.verified_onnx_file(precision), shape)
             cache_dir.mkdir(parents=True, exist_ok=True)
             tmp = engine_file.with_suffix(".tmp")
             tmp.write_bytes(blob)
@@ -189,16 +199,14 @@ class TensorRTPredictor:
         self.context = self.engine.create_execution_context()
         self.shape = shape
 
-    def _build(self, trt, onnx_file: Path, shape: tuple, precision: str) -> bytes:
+    def _build(self, trt, onnx_file: Path, shape: tuple) -> bytes:
         builder = trt.Builder(self.logger)
-        network = builder.create_network(0)
+        network = builder.create_network(1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED))
         parser = trt.OnnxParser(network, self.logger)
         if not parser.parse(onnx_file.read_bytes()):
             errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
             raise ModelSpecError(f"TensorRT cannot parse {onnx_file}: {errors}")
         config = builder.create_builder_config()
-        if precision == "fp16":
-            config.set_flag(trt.BuilderFlag.FP16)
         profile = builder.create_optimization_profile()
         single = (1, *shape[1:])
         profile.set_shape("image", single, shape, shape)
@@ -251,7 +259,7 @@ def make_predictor(spec: ModelSpec, *, backend: str = "auto", device: str = "aut
         return DeepbetPredictor(spec, device=device)
     cache_dir = Path(cache_dir or os.environ.get("GTV_ENGINE_CACHE", Path.home() / ".cache" / "gtv-engines"))
     if backend == "auto":
-        if cuda and _importable("tensorrt") and spec.onnx_sha256:
+        if cuda and _importable("tensorrt") and spec.metadata.get("onnx_fp16_sha256"):
             return TensorRTPredictor(spec, cache_dir=cache_dir, reason="auto: CUDA GPU and TensorRT available")
         if cuda:
             why = "auto: CUDA GPU available, TensorRT " + ("has no ONNX model" if _importable("tensorrt")

@@ -9,14 +9,14 @@ import json
 import shutil
 import subprocess
 
+import input_variants as iv
 import numpy as np
 import pydicom
 import pytest
 from PIL import Image
-
-import input_variants as iv
-from operators.core.report import BANNER
 from test_app_end_to_end import OUTPUTS, run_app
+
+from operators.core.report import BANNER
 
 pytestmark = pytest.mark.integration
 
