@@ -362,39 +362,6 @@ def middle_slices(plain: Path, dst: Path, count: int) -> Path:
 
 
 # --------------------------------------------------------------------------------------------- poor inputs
-# Studies the app can process but should not trust, for the quality verdict's tests: each is made from the real
-# study's own files, as such mistakes happen in a department.
-def t1pre_as_t1c(plain: Path, dst: Path, shared: Path, *, study: Path = STUDY) -> Path:
-    """The study with its pre-contrast T1 (T1prereg, registered to T1post) in place of the post-contrast one, labelled
-    post-contrast by mistake ("T1 AX POST"), its own headers otherwise unchanged (no contrast agent recorded)."""
-    _copy_files(plain, dst, skip=("T1post",))
-    for path in sorted((shared / study / "T1prereg").iterdir()):
-        ds = _stamp(pydicom.dcmread(path), IDENTITY)
-        ds.SeriesDescription = "T1 AX POST"
-        _save(ds, dst / "T1" / path.name)
-    return dst
-
-
-def shifted_series(plain: Path, dst: Path, *, series: str = "FLAIRreg", shift_mm: float = 10.0) -> Path:
-    """``series`` moved by ``shift_mm`` along the patient's left-right axis (ImagePositionPatient), in the same frame
-    of reference: a series that is not registered to T1post although its headers say it is."""
-
-    def edit(rel: Path, ds: Dataset) -> Dataset:
-        if rel.parts[0] == series:
-            x, y, z = (float(v) for v in ds.ImagePositionPatient)
-            ds.ImagePositionPatient = [round(x + shift_mm, 4), y, z]
-        return ds
-
-    return _rewrite(plain, dst, edit)
-
-
-def upper_slices(plain: Path, dst: Path, fraction: float = 0.5) -> Path:
-    """Only the upper (head-most) ``fraction`` of every series' slices: a study that covers part of the brain."""
-    kept = set()
-    for series in SERIES:
-        files = slices_in_order(plain, series)
-        heads = pydicom.dcmread(files[0], stop_before_pixels=True), pydicom.dcmread(files[-1], stop_before_pixels=True)
-        ascending = float(heads[1].ImagePositionPatient[2]) > float(heads[0].ImagePositionPatient[2])
-        n = int(round(len(files) * fraction))
-        kept.update(p.relative_to(plain) for p in (files[-n:] if ascending else files[:n]))
-    return _rewrite(plain, dst, lambda rel, ds: ds if rel in kept else None)
+# Studies the app can process but should not trust (the quality verdict's cases): built by training.poor_inputs,
+# which `python -m training evaluate-poor-inputs` also uses for docs/quality.md.
+from training.poor_inputs import shifted_series, t1pre_as_t1c, upper_slices  # noqa: E402,F401

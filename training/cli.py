@@ -9,6 +9,7 @@
     python -m training evaluate   --model MODEL_DIR --data BRATS_DIR --out OUT_DIR
     python -m training evaluate-dicom --models models --data DICOM_STUDIES --out OUT_DIR
     python -m training evaluate-brats-dicom --models models --data BRATS_DIR --cases ... --out OUT_DIR
+    python -m training quality-table --input NAME METRICS_JSON ... --model MODEL_DIR --out docs/quality.md
 
 Multi-process data parallel: ``torchrun --nproc_per_node 2 -m training finetune ...`` (gloo on CPU).
 """
@@ -81,6 +82,28 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--cases", nargs="+", required=True)
     b.add_argument("--variants", nargs="+", default=["1mm", "thick", "oblique"])
     b.add_argument("--out", required=True)
+    r = sub.add_parser("study-report", help="the study's report from finished arms: their runs and app-path "
+                                            "evaluations, paired tests against scratch, learning curves")
+    r.add_argument("--arm", nargs=3, action="append", required=True, metavar=("NAME", "RUN_DIR", "EVAL_DIR"),
+                   help="an arm (one must be 'scratch'), its run folder (history.json) and its evaluate output "
+                        "folder (metrics.json); repeatable")
+    r.add_argument("--pretrain", nargs=2, action="append", default=[], metavar=("ARM", "RUN_DIR"),
+                   help="the source-task run of a pretrained arm; repeatable")
+    r.add_argument("--config", required=True, help="the target task's config (the budget every arm shared)")
+    r.add_argument("--out", required=True)
+    pi = sub.add_parser("evaluate-poor-inputs", help="inputs the app should not trust, made from a real study "
+                                                     "(pre-contrast T1 as T1c, FLAIR 10 mm off, half the brain)")
+    pi.add_argument("--models", required=True)
+    pi.add_argument("--study", required=True,
+                    help="e.g. ../shared/data/tcia-brain-tumor-progression/PGBM-001/1992-04-02")
+    pi.add_argument("--out", required=True)
+    q = sub.add_parser("quality-table", help="every quality signal on every evaluated case, with its Dice and "
+                                             "verdict, and what each limit would flag (Markdown)")
+    q.add_argument("--input", nargs=2, action="append", required=True, metavar=("NAME", "METRICS_JSON"),
+                   help="a set's name and the metrics.json of evaluate, evaluate-dicom or evaluate-brats-dicom "
+                        "(repeatable)")
+    q.add_argument("--model", required=True, help="the GTV bundle whose quality limits apply")
+    q.add_argument("--out", required=True, help="Markdown file, e.g. docs/quality.md")
     p.add_argument("-l", "--log-level", default="INFO", type=str.upper)
     return p
 
@@ -181,6 +204,34 @@ def main(argv: list[str] | None = None) -> int:
                 logger.info("%s: brain Dice vs non-zero brain %.4f (min %.4f), GTV DSC %.4f, HD95 %.2f mm", variant,
                             v["brain_dsc_vs_nonzero"]["mean"], v["brain_dsc_vs_nonzero"]["min"], v["dsc"]["mean"],
                             v["hd95_mm"]["mean"])
+        elif args.command == "study-report":
+            from training.experiment import compare, describe_budget, plot_curves, write_report
+
+            target = _load(args, [], args.config)
+            out = Path(args.out)
+            out.mkdir(parents=True, exist_ok=True)
+            histories = {n: json.loads((Path(r) / "history.json").read_text()) for n, r, _ in args.arm}
+            evaluations = {n: json.loads((Path(e) / "metrics.json").read_text()) for n, _, e in args.arm}
+            split = json.loads(Path(target.data.split_file).read_text())
+            result = compare(histories, evaluations, describe_budget(target, histories,
+                                                                     training_cases=len(split["train"])))
+            plot_curves(histories, out / "learning_curve.png")
+            pretrain = {n: json.loads((Path(r) / "history.json").read_text()) for n, r in args.pretrain}
+            write_report(result, out, pretrain=pretrain, split=target.data.split_file,
+                         command="python -m training " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
+            logger.info("report: %s", out / "report.md")
+        elif args.command == "evaluate-poor-inputs":
+            from training.poor_inputs import evaluate_poor_inputs
+
+            evaluate_poor_inputs(args.models, args.study, args.out)
+        elif args.command == "quality-table":
+            from operators.core.model_spec import find_model
+            from training.quality_table import write_table
+
+            rows = write_table([(name, Path(path)) for name, path in args.input], Path(args.out),
+                               limits=find_model(args.model).quality,
+                               command="python -m training " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
+            logger.info("%d cases in %s", len(rows), args.out)
         elif args.command == "evaluate":
             from training.evaluate import evaluate
 

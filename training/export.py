@@ -25,6 +25,7 @@ from operators.core.model_spec import (
     parse_metadata,
     sha256_of,
 )
+from operators.core.quality import QualityLimits
 from training.config import TrainConfig, _build
 
 logger = logging.getLogger(__name__)
@@ -212,6 +213,8 @@ def export_bundle(run_dir: str | Path, out: str | Path, *, name: str, version: s
         meta = build_metadata(config, name=name, version=version, sha256=sha, training=facts,
                               description=description or f"{config.task} SegResNet trained by the training module")
         meta["onnx_file"], meta["onnx_sha256"] = str(ONNX_PATH), sha256_of(tmp / ONNX_PATH)
+        if "GTV" in config.labels:  # the validated range and the quality verdict's limits (docs/quality.md)
+            meta["quality"] = QualityLimits().to_dict()
         export_onnx_fp16(tmp / ONNX_PATH, tmp / ONNX_FP16_PATH)
         meta["onnx_fp16_file"], meta["onnx_fp16_sha256"] = str(ONNX_FP16_PATH), sha256_of(tmp / ONNX_FP16_PATH)
         parse_metadata(meta, root=out)  # the app's own checks, before anything is written in place

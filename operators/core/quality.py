@@ -42,6 +42,21 @@ VERDICTS = ("ok", "review", "unreliable")
 #: StructureSetLabel in its structure-set list)
 VERDICT_TAG = {"ok": "", "review": "REVIEW", "unreliable": "UNRELIABLE"}
 UNSURE = (0.3, 0.7)
+#: every flag code the verdict can raise: its severity and what it means for the reviewer
+FLAG_CODES = {
+    "INPLANE_SPACING": ("review", "in-plane pixels coarser than validated"),
+    "SLICE_SPACING": ("review", "slices farther apart than validated"),
+    "NO_CONTRAST_RECORDED": ("review", "the T1c series records no contrast agent: it may be a pre-contrast T1"),
+    "BRAIN_VOLUME": ("review", "brain mask volume outside that of whole brains validated"),
+    "BRAIN_AT_FOV_EDGE": ("review", "the field of view cuts the brain (part of the brain not imaged)"),
+    "MISREGISTERED_<CHANNEL>": ("unreliable", "a channel matches T1c best when shifted: not registered to it"),
+    "NO_GTV": ("review", "no GTV found (a valid outcome; check the study for a missed lesion)"),
+    "GTV_LARGE": ("review", "GTV larger than validated"),
+    "GTV_COMPONENTS": ("review", "GTV in several separate parts (a far part is the typical false positive)"),
+    "GTV_AT_BRAIN_SURFACE": ("review", "much of the GTV at the brain surface (dura, vessels, bone)"),
+    "GTV_NOT_ENHANCING": ("review", "GTV darker than normal brain on T1c"),
+    "MODEL_UNSURE": ("review", "many voxels with probability 0.3-0.7 around the GTV"),
+}
 
 
 @dataclass(frozen=True)
@@ -68,15 +83,15 @@ class QualityLimits:
     inplane_spacing_mm_max: float = 1.3
     slice_spacing_mm_max: float = 6.5
     brain_cm3: tuple[float, float] = (900.0, 1900.0)
-    brain_edge_fraction_max: float = 0.05
+    brain_edge_fraction_max: float = 0.1
     registration_search_mm: float = 12.0
     registration_offset_mm_max: float = 4.5
     gtv_cm3_max: float = 150.0
-    gtv_components_max: int = 2
+    gtv_components_max: int = 1
     gtv_surface_mm: float = 3.0
     gtv_surface_fraction_max: float = 0.35
-    gtv_enhancement_min: float = 1.3
-    unsure_fraction_max: float = 0.6
+    gtv_enhancement_min: float = 0.8
+    unsure_fraction_max: float = 0.4
 
     @classmethod
     def from_dict(cls, d: dict | None) -> QualityLimits:
@@ -245,9 +260,101 @@ def surface_fraction(gtv: np.ndarray, brain: np.ndarray, spacing_zyx, mm: float)
 # ---- the verdict --------------------------------------------------------------------------------------------------
 
 
+def measure(channels: Sequence[Volume], channel_names: Sequence[str], gtv: np.ndarray, probability: np.ndarray,
+            brain: np.ndarray | None, limits: QualityLimits, *, headers: Sequence[Dataset] | None = None) -> dict:
+    """Every signal of this run (``None`` where it cannot be measured). Arguments as :func:`assess`."""
+    reference = channels[0]
+    grid = reference.grid
+    spacing_zyx = np.asarray(grid.spacing[::-1], float)
+    voxel_cm3 = grid.voxel_volume_mm3 / 1000.0
+    s: dict = {
+        "inplane_spacing_mm": round(float(max(grid.spacing[0], grid.spacing[1])), 3),
+        "slice_spacing_mm": round(float(grid.spacing[2]), 3),
+        "contrast_agent_recorded": contrast_agent_recorded(headers),
+        "brain_cm3": None, "brain_edge_fraction": None,
+    }
+    if brain is not None:
+        s["brain_cm3"] = round(float(brain.sum() * voxel_cm3), 1)
+        s["brain_edge_fraction"] = round(edge_fraction(brain), 4)
+    for name, volume in zip(channel_names[1:], channels[1:]):
+        s[f"registration_offset_mm_{name}"] = (
+            round(registration_offset_mm(reference, volume, brain, search_mm=limits.registration_search_mm), 2)
+            if brain is not None else None)
+    s["gtv_cm3"] = round(float(gtv.sum() * voxel_cm3), 2)
+    s["gtv_components"] = int(ndimage.label(gtv, structure=np.ones((3, 3, 3), bool))[1]) if gtv.any() else 0
+    s["gtv_surface_fraction"] = (_round(surface_fraction(gtv, brain, spacing_zyx, limits.gtv_surface_mm), 3)
+                                 if brain is not None else None)
+    s["gtv_enhancement"] = _round(enhancement_ratio(reference.array, gtv, brain), 3) if brain is not None else None
+    s["unsure_fraction"] = None
+    if gtv.any():
+        unsure = (probability > UNSURE[0]) & (probability < UNSURE[1])
+        if brain is not None:
+            unsure &= brain
+        s["unsure_fraction"] = round(float(unsure.sum() / gtv.sum()), 3)
+    return s
+
+
+def judge(s: dict, limits: QualityLimits) -> Quality:
+    """The flags and verdict of measured signals ``s`` (:func:`measure`) under ``limits``."""
+    flags: list[Flag] = []
+
+    def above(key: str, limit: float) -> bool:
+        return s.get(key) is not None and s[key] > limit
+
+    if above("inplane_spacing_mm", limits.inplane_spacing_mm_max):
+        flags.append(Flag("INPLANE_SPACING", f"in-plane pixel spacing {s['inplane_spacing_mm']} mm is coarser than "
+                          f"the {limits.inplane_spacing_mm_max} mm validated", s["inplane_spacing_mm"],
+                          limits.inplane_spacing_mm_max))
+    if above("slice_spacing_mm", limits.slice_spacing_mm_max):
+        flags.append(Flag("SLICE_SPACING", f"slices {s['slice_spacing_mm']} mm apart, more than the "
+                          f"{limits.slice_spacing_mm_max} mm validated", s["slice_spacing_mm"],
+                          limits.slice_spacing_mm_max))
+    if s.get("contrast_agent_recorded") is False:
+        flags.append(Flag("NO_CONTRAST_RECORDED", "the T1 post-contrast series records no contrast agent "
+                          "(ContrastBolusAgent (0018,0010) empty): check it is post-contrast", "not recorded",
+                          "recorded"))
+    lo, hi = limits.brain_cm3
+    if s.get("brain_cm3") is not None and not lo <= s["brain_cm3"] <= hi:
+        flags.append(Flag("BRAIN_VOLUME", f"brain mask {s['brain_cm3']:.0f} cm3, outside the {lo:.0f}-{hi:.0f} "
+                          "cm3 of whole brains validated: the brain may be cut by the field of view or mis-segmented",
+                          s["brain_cm3"], [lo, hi]))
+    if above("brain_edge_fraction", limits.brain_edge_fraction_max):
+        flags.append(Flag("BRAIN_AT_FOV_EDGE", f"{100 * s['brain_edge_fraction']:.1f} % of the brain's surface lies "
+                          "on the edge of the field of view: the study does not cover the whole brain",
+                          s["brain_edge_fraction"], limits.brain_edge_fraction_max))
+    for key in sorted(k for k in s if k.startswith("registration_offset_mm_")):
+        name = key.removeprefix("registration_offset_mm_")
+        if above(key, limits.registration_offset_mm_max):
+            flags.append(Flag(f"MISREGISTERED_{name.upper()}", f"{name} matches T1c best when shifted by "
+                              f"{s[key]:.1f} mm: it is not registered to T1c", s[key],
+                              limits.registration_offset_mm_max, "unreliable"))
+    if s.get("gtv_cm3", 0) == 0:
+        flags.append(Flag("NO_GTV", "no GTV found: check the study for a lesion the model missed", 0.0, None))
+    if above("gtv_cm3", limits.gtv_cm3_max):
+        flags.append(Flag("GTV_LARGE", f"GTV {s['gtv_cm3']:.0f} cm3, larger than the {limits.gtv_cm3_max:g} cm3 "
+                          "validated", s["gtv_cm3"], limits.gtv_cm3_max))
+    if above("gtv_components", limits.gtv_components_max):
+        flags.append(Flag("GTV_COMPONENTS", f"GTV in {s['gtv_components']} separate parts: check each (a far part "
+                          "is the typical false positive)", s["gtv_components"], limits.gtv_components_max))
+    if above("gtv_surface_fraction", limits.gtv_surface_fraction_max):
+        flags.append(Flag("GTV_AT_BRAIN_SURFACE", f"{100 * s['gtv_surface_fraction']:.0f} % of the GTV lies within "
+                          f"{limits.gtv_surface_mm:g} mm of the brain surface (dura, vessels and bone look like "
+                          "enhancing rim)", s["gtv_surface_fraction"], limits.gtv_surface_fraction_max))
+    if s.get("gtv_enhancement") is not None and s["gtv_enhancement"] < limits.gtv_enhancement_min:
+        flags.append(Flag("GTV_NOT_ENHANCING", f"the GTV is not brighter than normal brain on T1c (ratio "
+                          f"{s['gtv_enhancement']:.2f}): no enhancing rim, or T1c is not post-contrast",
+                          s["gtv_enhancement"], limits.gtv_enhancement_min))
+    if above("unsure_fraction", limits.unsure_fraction_max):
+        flags.append(Flag("MODEL_UNSURE", f"the network is unsure (probability 0.3-0.7) on "
+                          f"{s['unsure_fraction']:.2f} voxels per GTV voxel", s["unsure_fraction"],
+                          limits.unsure_fraction_max))
+    severity = max((VERDICTS.index(f.severity) for f in flags), default=0)
+    return Quality(verdict=VERDICTS[severity], flags=tuple(flags), signals=s)
+
+
 def assess(channels: Sequence[Volume], channel_names: Sequence[str], gtv: np.ndarray, probability: np.ndarray,
            brain: np.ndarray | None, limits: QualityLimits, *, headers: Sequence[Dataset] | None = None) -> Quality:
-    """Every signal of this run and the verdict they give.
+    """Every signal of this run and the verdict they give (:func:`measure`, then :func:`judge`).
 
     Args:
         channels: the channel volumes on the reference grid (the first is T1 post-contrast), as the network saw them.
@@ -258,84 +365,8 @@ def assess(channels: Sequence[Volume], channel_names: Sequence[str], gtv: np.nda
         limits: the model's :class:`QualityLimits`.
         headers: the reference series' headers in slice order (None for a NIfTI case).
     """
-    reference = channels[0]
-    grid = reference.grid
-    spacing_zyx = np.asarray(grid.spacing[::-1], float)
-    voxel_cm3 = grid.voxel_volume_mm3 / 1000.0
-    flags: list[Flag] = []
-    s: dict = {}
-
-    s["inplane_spacing_mm"] = round(float(max(grid.spacing[0], grid.spacing[1])), 3)
-    s["slice_spacing_mm"] = round(float(grid.spacing[2]), 3)
-    if s["inplane_spacing_mm"] > limits.inplane_spacing_mm_max:
-        flags.append(Flag("INPLANE_SPACING", f"in-plane pixel spacing {s['inplane_spacing_mm']} mm is coarser than "
-                          f"the {limits.inplane_spacing_mm_max} mm validated", s["inplane_spacing_mm"],
-                          limits.inplane_spacing_mm_max))
-    if s["slice_spacing_mm"] > limits.slice_spacing_mm_max:
-        flags.append(Flag("SLICE_SPACING", f"slices {s['slice_spacing_mm']} mm apart, more than the "
-                          f"{limits.slice_spacing_mm_max} mm validated", s["slice_spacing_mm"],
-                          limits.slice_spacing_mm_max))
-    s["contrast_agent_recorded"] = contrast_agent_recorded(headers)
-    if s["contrast_agent_recorded"] is False:
-        flags.append(Flag("NO_CONTRAST_RECORDED", "the T1 post-contrast series records no contrast agent "
-                          "(ContrastBolusAgent (0018,0010) empty): check it is post-contrast", "not recorded",
-                          "recorded"))
-
-    if brain is not None:
-        s["brain_cm3"] = round(float(brain.sum() * voxel_cm3), 1)
-        lo, hi = limits.brain_cm3
-        if not lo <= s["brain_cm3"] <= hi:
-            flags.append(Flag("BRAIN_VOLUME", f"brain mask {s['brain_cm3']:.0f} cm3, outside the {lo:.0f}-{hi:.0f} "
-                              "cm3 of whole brains validated: the brain may be cut by the field of view or "
-                              "mis-segmented", s["brain_cm3"], [lo, hi], "unreliable"))
-        s["brain_edge_fraction"] = round(edge_fraction(brain), 4)
-        if s["brain_edge_fraction"] > limits.brain_edge_fraction_max:
-            flags.append(Flag("BRAIN_AT_FOV_EDGE", f"{100 * s['brain_edge_fraction']:.1f} % of the brain's surface "
-                              "lies on the edge of the field of view: the study does not cover the whole brain",
-                              s["brain_edge_fraction"], limits.brain_edge_fraction_max))
-        for name, volume in zip(channel_names[1:], channels[1:]):
-            offset = round(registration_offset_mm(reference, volume, brain, search_mm=limits.registration_search_mm),
-                           2)
-            s[f"registration_offset_mm_{name}"] = offset
-            if offset > limits.registration_offset_mm_max:
-                flags.append(Flag(f"MISREGISTERED_{name.upper()}", f"{name} matches T1c best when shifted by "
-                                  f"{offset:.1f} mm: it is not registered to T1c", offset,
-                                  limits.registration_offset_mm_max, "unreliable"))
-
-    s["gtv_cm3"] = round(float(gtv.sum() * voxel_cm3), 2)
-    s["gtv_components"] = int(ndimage.label(gtv, structure=np.ones((3, 3, 3), bool))[1]) if gtv.any() else 0
-    if s["gtv_cm3"] > limits.gtv_cm3_max:
-        flags.append(Flag("GTV_LARGE", f"GTV {s['gtv_cm3']:.0f} cm3, larger than the {limits.gtv_cm3_max:g} cm3 "
-                          "validated", s["gtv_cm3"], limits.gtv_cm3_max))
-    if s["gtv_components"] > limits.gtv_components_max:
-        flags.append(Flag("GTV_COMPONENTS", f"GTV in {s['gtv_components']} separate parts: check each (a far part "
-                          "is the typical false positive)", s["gtv_components"], limits.gtv_components_max))
-    if brain is not None:
-        s["gtv_surface_fraction"] = _round(surface_fraction(gtv, brain, spacing_zyx, limits.gtv_surface_mm), 3)
-        if s["gtv_surface_fraction"] is not None and s["gtv_surface_fraction"] > limits.gtv_surface_fraction_max:
-            flags.append(Flag("GTV_AT_BRAIN_SURFACE", f"{100 * s['gtv_surface_fraction']:.0f} % of the GTV lies "
-                              f"within {limits.gtv_surface_mm:g} mm of the brain surface (dura, vessels and bone "
-                              "look like enhancing rim)", s["gtv_surface_fraction"], limits.gtv_surface_fraction_max))
-        s["gtv_enhancement"] = _round(enhancement_ratio(reference.array, gtv, brain), 3)
-        if s["gtv_enhancement"] is not None and s["gtv_enhancement"] < limits.gtv_enhancement_min:
-            flags.append(Flag("GTV_NOT_ENHANCING", f"the GTV is hardly brighter than normal brain on T1c (ratio "
-                              f"{s['gtv_enhancement']:.2f}): no enhancing rim, or T1c is not post-contrast",
-                              s["gtv_enhancement"], limits.gtv_enhancement_min))
-    if gtv.any():
-        unsure = (probability > UNSURE[0]) & (probability < UNSURE[1])
-        if brain is not None:
-            unsure &= brain
-        s["unsure_fraction"] = round(float(unsure.sum() / gtv.sum()), 3)
-        if s["unsure_fraction"] > limits.unsure_fraction_max:
-            flags.append(Flag("MODEL_UNSURE", f"the network is unsure (probability 0.3-0.7) on "
-                              f"{s['unsure_fraction']:.2f} voxels per GTV voxel", s["unsure_fraction"],
-                              limits.unsure_fraction_max))
-    else:
-        s["unsure_fraction"] = None
-        flags.append(Flag("NO_GTV", "no GTV found: check the study for a lesion the model missed", 0.0, None))
-
-    severity = max((VERDICTS.index(f.severity) for f in flags), default=0)
-    return Quality(verdict=VERDICTS[severity], flags=tuple(flags), signals=s)
+    signals = measure(channels, channel_names, gtv, probability, brain, limits, headers=headers)
+    return judge(signals, limits)
 
 
 def _round(v: float | None, digits: int) -> float | None:

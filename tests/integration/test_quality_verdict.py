@@ -23,7 +23,7 @@ pytestmark = pytest.mark.integration
 CASES = {
     # name: (builder, expected flag, expected verdict)
     "good": (None, None, "ok"),
-    "t1pre_as_t1c": (lambda plain, dst, shared: iv.t1pre_as_t1c(plain, dst, shared), "NO_CONTRAST_RECORDED",
+    "t1pre_as_t1c": (lambda plain, dst, shared: iv.t1pre_as_t1c(plain, dst, shared / iv.STUDY), "NO_CONTRAST_RECORDED",
                      "review"),
     "flair_shifted_10mm": (lambda plain, dst, shared: iv.shifted_series(plain, dst, shift_mm=10.0),
                            "MISREGISTERED_FLAIR", "unreliable"),
