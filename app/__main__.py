@@ -61,20 +61,30 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = resolve(args, os.environ)
         from app.app import GtvContourApp
+        from operators.core.configuration import choose_configuration
+        from operators.core.dicom_io import scan_folder
+        from operators.core.model_spec import find_gtv_models
         from operators.core.predictor import load_models
         from operators.core.record import RunRecord
         from operators.core.selection import load_rules
 
         record = RunRecord()
-        with record.stage("model_load"):
-            spec, predictor, brain = load_models(config.models, backend=config.backend, device=config.device)
         rules = load_rules(config.rules)
+        specs = find_gtv_models(config.models)
+        with record.stage("load"):  # headers only: which channel configuration (GTV model) this study supports
+            configuration = choose_configuration(scan_folder(config.input), specs, rules)
+        record.decisions["configuration"] = configuration.decision()
+        for channels, why in configuration.passed_over:
+            record.warnings.append(f"channels {'+'.join(channels)} not used: {why}")
+        with record.stage("model_load"):
+            spec, predictor, brain = load_models(config.models, backend=config.backend, device=config.device,
+                                                 spec=configuration.spec)
         created_output = not config.output.exists()
         config.output.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".gtv-partial-", dir=config.output))
         log.info("input %s, output %s, model %s %s", config.input, config.output, spec.name, spec.version)
         GtvContourApp(config=config, spec=spec, predictor=predictor, rules=rules, staging=staging, record=record,
-                      brain=brain).run()
+                      brain=brain, study=configuration.study).run()
         if record.error is not None:
             raise record.error
         outputs = _publish(staging, config.output)

@@ -46,6 +46,7 @@ class GtvContourApp(Application):
         rules: series selection rules.
         staging: folder the writers write into (moved into the output folder by the caller on success).
         record: this run's record (timings, decisions, warnings, the fatal error if any).
+        study: the study already scanned (headers) to choose the channel configuration; None to scan in the graph.
     """
 
     name = "gbm-gtv-contour"
@@ -53,8 +54,9 @@ class GtvContourApp(Application):
     version = "0.1.0"
 
     def __init__(self, *, config: AppConfig, spec: ModelSpec, predictor: Predictor, rules: dict, staging: Path,
-                 record: RunRecord, brain: tuple[ModelSpec, Predictor] | None = None) -> None:
+                 record: RunRecord, brain: tuple[ModelSpec, Predictor] | None = None, study=None) -> None:
         self.config, self.spec, self.predictor, self.rules, self.brain = config, spec, predictor, rules, brain
+        self.study = study
         self.staging, self.record = staging, record
         super().__init__([__file__])
 
@@ -62,7 +64,7 @@ class GtvContourApp(Application):
         r, spec = self.record, self.spec
         model = spec.identity()
         load = LoadDicomOperator(self, CountCondition(self, 1), name="load_dicom", input_folder=self.config.input,
-                                 channels=spec.preprocessing.channels, rules=self.rules, record=r)
+                                 channels=spec.preprocessing.channels, rules=self.rules, record=r, study=self.study)
         select = SelectSeriesOperator(self, name="select_series", channels=spec.preprocessing.channels,
                                       rules=self.rules, record=r)
         to_volume = SeriesToVolumeOperator(self, name="series_to_volume", record=r)
@@ -72,7 +74,8 @@ class GtvContourApp(Application):
         post = PostprocessOperator(self, name="postprocess", spec=spec, record=r)
         seg = WriteDicomSegOperator(self, name="write_seg", output_folder=self.staging, model=model, record=r)
         rt = WriteRTStructOperator(self, name="write_rtstruct", output_folder=self.staging, model=model, record=r)
-        report = WriteReportOperator(self, name="write_report", output_folder=self.staging, model=model, record=r)
+        report = WriteReportOperator(self, name="write_report", output_folder=self.staging, model=model, record=r,
+                                     channels=spec.preprocessing.channels, validation=spec.validation())
 
         self.add_flow(load, select, {(load.OUT_STUDY, select.IN_STUDY)})
         self.add_flow(select, to_volume, {(select.OUT_SELECTION, to_volume.IN_SELECTION)})

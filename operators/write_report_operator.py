@@ -26,8 +26,9 @@ class WriteReportOperator(GtvOperator):
     IN_RTSTRUCT = "rtstruct_written"
 
     def __init__(self, fragment: Fragment, *args, output_folder: Path, model: dict, record: RunRecord,
-                 **kwargs) -> None:
+                 channels: tuple[str, ...] = (), validation: dict | None = None, **kwargs) -> None:
         self.output_folder, self.model, self.record = Path(output_folder), model, record
+        self.channels, self.validation = tuple(channels), validation
         super().__init__(fragment, *args, **kwargs)
 
     def setup(self, spec: OperatorSpec) -> None:
@@ -45,8 +46,12 @@ class WriteReportOperator(GtvOperator):
         with self.record.stage("report"):
             volume = self.record.decisions.get(f"{label}_volume_cm3", 0.0)
             oars = [structure(k).tg263_name for k in contours.labels[1:]]
+            used = "+".join(self.channels)
+            accuracy = (f", validation DSC {self.validation['dsc']:.2f} (n = {self.validation['n']})"
+                        if self.validation else "")
             title = (f"{structure(label).tg263_name} {volume:.1f} cm3" + "".join(f", {n}" for n in oars)
-                     + f" - {self.model['name']} {self.model['version']} - UNAPPROVED, for clinical review")
+                     + f" - from {used}{accuracy} - {self.model['name']} {self.model['version']}"
+                     + " - UNAPPROVED, for clinical review")
             others = [(m.array, structure(k).color_rgb) for m, k in zip(contours.masks[1:], contours.labels[1:])]
             brain = contours.case.brain_mask
             slices = render_png(self.output_folder / PNG_FILE, contours.case.reference, contours.masks[0],
@@ -58,6 +63,8 @@ class WriteReportOperator(GtvOperator):
         report = {
             "status": "UNAPPROVED",
             "model": self.model,
+            "configuration": {**self.record.decisions.get("configuration", {}), "channels": list(self.channels),
+                              "validation": self.validation},
             "quality": quality.to_dict() if quality is not None else None,
             "quality_signals": quality.signals if quality is not None else None,
             "structures": {lab: {"volume_cm3": self.record.decisions.get(f"{lab}_volume_cm3"), "model": mdl}

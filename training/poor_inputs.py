@@ -76,13 +76,14 @@ def shifted_series(study: Path, dst: Path, *, series: str = "FLAIRreg", shift_mm
     return _rewrite(study, dst, edit)
 
 
-def upper_slices(study: Path, dst: Path, fraction: float = 0.5) -> Path:
-    """Only the upper (head-most) ``fraction`` of every series' slices: a study that covers part of the brain."""
+def upper_slices(study: Path, dst: Path, fraction: float = 0.5, *, lower: bool = False) -> Path:
+    """Only the upper (head-most) ``fraction`` of every series' slices: a study that covers part of the brain; with
+    ``lower``, the lower (feet-most) fraction instead (on PGBM-001 1992-04-02, a slab without the tumour)."""
     kept = set()
     for folder in sorted({p.relative_to(study).parts[0] for p in _files(study)}):
         files = _in_position_order(study / folder)
         first, last = (pydicom.dcmread(files[i], stop_before_pixels=True) for i in (0, -1))
-        ascending = float(last.ImagePositionPatient[2]) > float(first.ImagePositionPatient[2])
+        ascending = (float(last.ImagePositionPatient[2]) > float(first.ImagePositionPatient[2])) != lower
         n = int(round(len(files) * fraction))
         kept.update(p.relative_to(study) for p in (files[-n:] if ascending else files[:n]))
     return _rewrite(study, dst, lambda rel, ds: ds if rel in kept else None)

@@ -136,6 +136,17 @@ class ModelSpec:
         package, see :mod:`operators.core.deepbet_brain`)."""
         return str(self.metadata.get("backend", "segresnet"))
 
+    def validation(self) -> dict | None:
+        """The validation accuracy training recorded for this model (``training.validation_metrics_1mm_app_path``,
+        through the app's path): ``{"dsc", "hd95_mm", "n"}`` means, or None when the metadata holds none."""
+        training = self.metadata.get("training", {})
+        metrics = training.get("validation_metrics_1mm_app_path") or training.get("validation_metrics_1mm")
+        if not metrics or "dsc" not in metrics:
+            return None
+        return {"dsc": round(float(metrics["dsc"]["mean"]), 3),
+                "hd95_mm": round(float(metrics["hd95_mm"]["mean"]), 1) if "hd95_mm" in metrics else None,
+                "n": int(metrics["dsc"]["n"]), "how": str(training.get("validation", ""))}
+
     def identity(self) -> dict:
         """Name, version and hash, for reports and DICOM headers."""
         return {"name": self.name, "version": self.version, "sha256": self.sha256}
@@ -250,7 +261,8 @@ def find_model(models_root: Path | str, name: str | None = None, *, beside: Path
 
     ``models_root`` is either a bundle itself (holds ``configs/metadata.json``) or a folder of bundles
     (``models_root/<name>/configs/metadata.json``). With ``name``, the bundle of that folder name (looked for in
-    ``models_root``, then beside the bundle ``beside``); without, the only bundle whose labels include ``"GTV"``.
+    ``models_root``, then beside the bundle ``beside``); without, the GTV bundle of the richest channel configuration
+    (:func:`find_gtv_models`).
     """
     models_root = Path(models_root)
     if (models_root / METADATA_PATH).is_file() and name is None:
@@ -264,17 +276,38 @@ def find_model(models_root: Path | str, name: str | None = None, *, beside: Path
                 return load_model_spec(candidate)
         raise ModelSpecError(f"model {name!r} named in the GTV model's metadata (preprocessing.brain_mask_model) "
                              f"not found in {' or '.join(str(c) for c in candidates)}")
+    gtv = find_gtv_models(models_root)
+    return gtv[0]
+
+
+def find_gtv_models(models_root: Path | str) -> list[ModelSpec]:
+    """Every GTV bundle (labels include ``"GTV"``) of a models folder, verified, richest channel configuration
+    first (see :mod:`operators.core.configuration`); a bundle folder itself gives a list of one.
+
+    Raises:
+        ModelSpecError: no GTV bundle, or two with the same channels (the choice between them would be arbitrary).
+    """
+    models_root = Path(models_root)
+    if (models_root / METADATA_PATH).is_file():
+        return [load_model_spec(models_root)]
+    if not models_root.is_dir():
+        raise ModelSpecError(f"model folder {models_root} does not exist or is not a folder")
     bundles = sorted(p for p in models_root.iterdir() if (p / METADATA_PATH).is_file())
     if not bundles:
         raise ModelSpecError(f"model folder {models_root} holds no model bundle: neither {METADATA_PATH} nor "
                              f"<name>/{METADATA_PATH} exists")
     gtv = [p for p in bundles if "GTV" in _read_metadata(p / METADATA_PATH).get("labels", [])]
-    if len(gtv) != 1:
-        raise ModelSpecError(
-            f"model folder {models_root}: expected exactly one bundle with label 'GTV', found "
-            f"{[p.name for p in gtv] or 'none'} among {[p.name for p in bundles]}"
-        )
-    return load_model_spec(gtv[0])
+    if not gtv:
+        raise ModelSpecError(f"model folder {models_root}: no bundle with label 'GTV' among "
+                             f"{[p.name for p in bundles]}")
+    channels = [tuple(_read_metadata(p / METADATA_PATH).get("preprocessing", {}).get("channels", [])) for p in gtv]
+    for c in set(channels):
+        same = [p.name for p, other in zip(gtv, channels) if other == c]
+        if len(same) > 1:
+            raise ModelSpecError(f"model folder {models_root}: bundles {same} are GTV models for the same channels "
+                                 f"{list(c)}; keep one")
+    specs = [load_model_spec(p) for p in gtv]
+    return sorted(specs, key=lambda s: -len(s.preprocessing.channels))
 
 
 def _read_metadata(path: Path) -> dict:

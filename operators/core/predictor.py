@@ -277,11 +277,12 @@ def make_predictor(spec: ModelSpec, *, backend: str = "auto", device: str = "aut
 
 
 def load_models(models_root: Path | str, *, backend: str = "auto", device: str = "auto",
-                torchscript: TorchScriptOptions = TorchScriptOptions()
+                torchscript: TorchScriptOptions = TorchScriptOptions(), spec: ModelSpec | None = None
                 ) -> tuple[ModelSpec, Predictor, tuple[ModelSpec, Predictor] | None]:
-    """The GTV bundle in ``models_root`` and its predictor, plus the brain-extraction bundle and predictor its
-    metadata names (``preprocessing.brain_mask_model``), or None when it names none. Every hash is verified."""
-    spec = find_model(models_root)
+    """The GTV bundle in ``models_root`` (the richest channel configuration, or ``spec`` when given) and its
+    predictor, plus the brain-extraction bundle and predictor its metadata names (``preprocessing.brain_mask_model``),
+    or None when it names none. Every hash is verified."""
+    spec = spec or find_model(models_root)
     predictor = make_predictor(spec, backend=backend, device=device, torchscript=torchscript)
     brain = None
     if spec.preprocessing.brain_mask_model:

@@ -360,7 +360,9 @@ FAILURES = {
     "two_usable_studies": (2, r"InputDataError: the input holds 2 studies and 2 studies are usable .*give one study "
                               r"only:\n  - study [\d.]+: 4 series, modalities MR\n  - study [\d.]+: 4 series"),
     "two_patients": (2, r"InputDataError: the input holds 2 studies of 2 different patients \(by PatientID\)"),
-    "no_mr": (3, r"SeriesSelectionError: no series matches channel 'T1c' .*'Mask_Tumor' MR, Secondary Capture Image "
+    "no_mr": (3, r"SeriesSelectionError: the study has no usable T1 post-contrast series: T1c is required by every "
+                 r"model \(without a post-contrast T1 there is no GTV\)\. no series matches channel 'T1c' "
+                 r".*'Mask_Tumor' MR, Secondary Capture Image "
                  r"Storage.*: SOP class Secondary Capture Image Storage \(SOPClassUID \(0008,0016\) "
                  r"1\.2\.840\.10008\.5\.1\.4\.1\.1\.7\)"),
     "truncated_pixel_data": (2, r"InputDataError: series #\d+ 'T1post' \([\d.]+\): cannot decode PixelData "

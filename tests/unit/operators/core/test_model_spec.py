@@ -101,8 +101,19 @@ def test_find_model_in_a_folder_of_bundles(tmp_path):
     write_bundle(tmp_path / "models" / "gtv")
     assert find_model(tmp_path / "models").name == "test_model"
     shutil.copytree(tmp_path / "models" / "gtv", tmp_path / "models" / "gtv2")
-    with pytest.raises(ModelSpecError, match="expected exactly one bundle with label 'GTV'"):
+    with pytest.raises(ModelSpecError, match=r"bundles \['gtv', 'gtv2'\] are GTV models for the same channels"):
         find_model(tmp_path / "models")
+
+
+def test_several_channel_configurations_richest_first(tmp_path):
+    from operators.core.model_spec import find_gtv_models
+
+    pre = {"spacing_mm": [2, 2, 2], "orientation": "LPS", "patch_size": [32, 32, 32],
+           "normalisation": {"method": "zscore", "region": "nonzero", "clip": 5, "outside": 0}}
+    write_bundle(tmp_path / "models" / "alone", name="t1c_alone", preprocessing={**pre, "channels": ["T1c"]})
+    write_bundle(tmp_path / "models" / "both", name="with_flair", preprocessing={**pre, "channels": ["T1c", "FLAIR"]})
+    assert [s.name for s in find_gtv_models(tmp_path / "models")] == ["with_flair", "t1c_alone"]
+    assert find_model(tmp_path / "models").name == "with_flair"
 
 
 def test_corrupt_metadata_in_a_folder_of_bundles(tmp_path):
