@@ -53,6 +53,20 @@ def test_real_studies_pick_t1post_and_flair_never_the_mask(real_studies: list[St
                                           "1.2.840.10008.5.1.4.1.1.7) is not an MR image storage class")
 
 
+def test_t2_and_flair_never_stand_in_for_each_other(real_studies: list[Study], rules: dict) -> None:
+    """On the real headers: T2 (TR 3000-ish, TE > 60, no inversion) and FLAIR (long inversion) are told apart by
+    timing and description; with one of them removed the other channel finds nothing rather than the wrong one."""
+    for study in real_studies:
+        without_flair = replace(study, series=tuple(s for s in study.series if s.description != "FLAIR_reg"))
+        without_t2 = replace(study, series=tuple(s for s in study.series if s.description != "T2_reg"))
+        assert [s.series.description for s in select_series(without_flair, ["T1c", "T2"], rules)] == \
+            ["T1post", "T2_reg"]
+        with pytest.raises(SeriesSelectionError, match=r"no series matches channel 'FLAIR'"):
+            select_series(without_flair, ["T1c", "FLAIR"], rules)
+        with pytest.raises(SeriesSelectionError, match=r"no series matches channel 'T2'"):
+            select_series(without_t2, ["T1c", "T2"], rules)
+
+
 def test_missing_channel_lists_what_the_study_holds(real_studies: list[Study], rules: dict) -> None:
     study = real_studies[-1]
     without_flair = replace(study, series=tuple(s for s in study.series if s.description != "FLAIR_reg"))
