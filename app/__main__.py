@@ -61,12 +61,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = resolve(args, os.environ)
         from app.app import GtvContourApp
-        from operators.core.configuration import choose_configuration
-        from operators.core.dicom_io import scan_folder
-        from operators.core.model_spec import find_gtv_models
-        from operators.core.predictor import load_models
+        from operators.core.dicom.folder import scan_folder
+        from operators.core.model.predictor import load_models
+        from operators.core.model.spec import find_gtv_models
         from operators.core.record import RunRecord
-        from operators.core.selection import load_rules
+        from operators.core.selection.configuration import choose_configuration
+        from operators.core.selection.series import load_rules
 
         record = RunRecord()
         rules = load_rules(config.rules)

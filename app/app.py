@@ -18,8 +18,8 @@ from monai.deploy.core import Application
 
 from app.config import AppConfig
 from operators.brain_extraction_operator import BrainExtractionOperator
-from operators.core.model_spec import ModelSpec
-from operators.core.predictor import Predictor
+from operators.core.model.predictor import Predictor
+from operators.core.model.spec import ModelSpec
 from operators.core.record import RunRecord
 from operators.inference_operator import InferenceOperator
 from operators.inverse_resample_operator import InverseResampleOperator

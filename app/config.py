@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from operators.core.errors import ConfigError, InputDataError
-from operators.core.predictor import BACKENDS
+from operators.core.model.predictor import BACKENDS
 
 APP_DIR = Path(__file__).resolve().parent
 #: The bundled default model folder (a folder of MONAI bundles); in the MAP, HOLOSCAN_MODEL_PATH points elsewhere.

@@ -7,11 +7,11 @@ import dataclasses
 from monai.deploy.core import Fragment, OperatorSpec
 
 from operators.base import GtvOperator
-from operators.core.brain import extract_brain
 from operators.core.case import ChannelVolumes
-from operators.core.model_spec import ModelSpec
-from operators.core.predictor import Predictor
+from operators.core.model.predictor import Predictor
+from operators.core.model.spec import ModelSpec
 from operators.core.record import RunRecord
+from operators.core.steps.brain import extract_brain
 
 #: Plausible brain-mask volumes (cm3) for a whole adult brain in the field of view (the margin not included).
 BRAIN_CM3 = (700, 2500)
@@ -19,7 +19,7 @@ BRAIN_CM3 = (700, 2500)
 
 class BrainExtractionOperator(GtvOperator):
     """Input ``IN_VOLUMES``: :class:`ChannelVolumes`. Output ``OUT_VOLUMES``: the same with ``brain_mask`` set
-    (:class:`operators.core.brain.BrainMask`: tissue for normalisation, region with margin for the output)."""
+    (:class:`operators.core.steps.brain.BrainMask`: tissue for normalisation, region with margin for the output)."""
 
     IN_VOLUMES = "volumes"
     OUT_VOLUMES = "brain_volumes"

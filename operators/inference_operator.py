@@ -6,7 +6,7 @@ from monai.deploy.core import Fragment, OperatorSpec
 
 from operators.base import GtvOperator
 from operators.core.case import ModelInput, Prediction
-from operators.core.predictor import Predictor
+from operators.core.model.predictor import Predictor
 from operators.core.record import RunRecord
 
 

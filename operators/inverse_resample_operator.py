@@ -6,8 +6,8 @@ from monai.deploy.core import Fragment, OperatorSpec
 
 from operators.base import GtvOperator
 from operators.core.case import Prediction
-from operators.core.preprocess import to_reference
 from operators.core.record import RunRecord
+from operators.core.steps.preprocess import to_reference
 
 
 class InverseResampleOperator(GtvOperator):

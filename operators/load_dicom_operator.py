@@ -7,13 +7,13 @@ from pathlib import Path
 from monai.deploy.core import Fragment, OperatorSpec
 
 from operators.base import GtvOperator
-from operators.core.dicom_io import choose_study, scan_folder
-from operators.core.dicom_series import Study
+from operators.core.dicom.folder import choose_study, scan_folder
+from operators.core.dicom.series import Study
 from operators.core.record import RunRecord
 
 
 class LoadDicomOperator(GtvOperator):
-    """No input. Output ``OUT_STUDY``: :class:`operators.core.dicom_series.Study` (headers only)."""
+    """No input. Output ``OUT_STUDY``: :class:`operators.core.dicom.series.Study` (headers only)."""
 
     OUT_STUDY = "study"
 

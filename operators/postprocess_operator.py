@@ -6,7 +6,7 @@ from monai.deploy.core import Fragment, OperatorSpec
 
 from operators.base import GtvOperator
 from operators.core.case import Contours, Prediction
-from operators.core.model_spec import ModelSpec
+from operators.core.model.spec import ModelSpec
 from operators.core.pipeline import finish
 from operators.core.record import RunRecord
 

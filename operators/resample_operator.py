@@ -8,9 +8,9 @@ from monai.deploy.core import Fragment, OperatorSpec
 
 from operators.base import GtvOperator
 from operators.core.case import ChannelVolumes, ModelInput
-from operators.core.model_spec import Preprocessing
-from operators.core.preprocess import align_to_reference, to_model_input
+from operators.core.model.spec import Preprocessing
 from operators.core.record import RunRecord
+from operators.core.steps.preprocess import align_to_reference, to_model_input
 
 
 class ResampleOperator(GtvOperator):

@@ -6,7 +6,7 @@ from monai.deploy.core import Fragment, OperatorSpec
 
 from operators.base import GtvOperator
 from operators.core.record import RunRecord
-from operators.core.selection import select_series
+from operators.core.selection.series import select_series
 
 
 class SelectSeriesOperator(GtvOperator):

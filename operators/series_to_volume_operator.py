@@ -6,8 +6,8 @@ from monai.deploy.core import Fragment, OperatorSpec
 
 from operators.base import GtvOperator
 from operators.core.case import ChannelVolumes
+from operators.core.dicom.volume import series_to_volume
 from operators.core.record import RunRecord
-from operators.core.series_volume import series_to_volume
 
 
 class SeriesToVolumeOperator(GtvOperator):

@@ -9,9 +9,9 @@ from monai.deploy.core import Fragment, OperatorSpec
 from operators.base import GtvOperator
 from operators.core.case import Contours
 from operators.core.labels import structure
-from operators.core.quality import seg_description
 from operators.core.record import RunRecord
-from operators.core.seg import build_seg
+from operators.core.steps.quality import seg_description
+from operators.core.writers.seg import build_seg
 
 SEG_FILE = "gtv_seg.dcm"
 

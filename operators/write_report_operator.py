@@ -10,9 +10,9 @@ from monai.deploy.core import Fragment, OperatorSpec
 from operators.base import GtvOperator
 from operators.core.case import Contours
 from operators.core.labels import structure
-from operators.core.quality import banner
 from operators.core.record import RunRecord
-from operators.core.report import render_png, write_json
+from operators.core.steps.quality import banner
+from operators.core.writers.report import render_png, write_json
 
 PNG_FILE = "gtv_review.png"
 JSON_FILE = "gtv_report.json"

@@ -9,9 +9,9 @@ from monai.deploy.core import Fragment, OperatorSpec
 from operators.base import GtvOperator
 from operators.core.case import Contours
 from operators.core.labels import structure
-from operators.core.quality import verdict_fields
 from operators.core.record import RunRecord
-from operators.core.rtstruct import build_rtstruct
+from operators.core.steps.quality import verdict_fields
+from operators.core.writers.rtstruct import build_rtstruct
 
 RTSTRUCT_FILE = "gtv_rtstruct.dcm"
 

@@ -24,8 +24,8 @@ def shared_data() -> Path:
 def gtv_model_input(shared_data):
     """The bundled GTV model's spec and its normalised input for a real BraTS validation case (Brats18_CBICA_AQN_1),
     as training and evaluation prepare it (BraTS's own skull stripping as the brain mask)."""
-    from operators.core.model_spec import find_model
-    from operators.core.preprocess import to_model_input
+    from operators.core.model.spec import find_model
+    from operators.core.steps.preprocess import to_model_input
     from training.brats import find_cases, read_volume, skull_stripped_brain_mask
 
     spec = find_model(Path(__file__).resolve().parents[1] / "models")

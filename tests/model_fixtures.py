@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from operators.core.model_spec import METADATA_PATH, MODEL_PATH, sha256_of
+from operators.core.model.spec import METADATA_PATH, MODEL_PATH, sha256_of
 
 
 class BrightT1c(torch.nn.Module):

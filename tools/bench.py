@@ -31,7 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 DEFAULT_STUDY = REPO / ".." / "shared" / "data" / "tcia-brain-tumor-progression" / "PGBM-001" / "1992-04-02"
 
-from operators.core.predictor import TorchScriptOptions  # noqa: E402  (after the repository is on the path)
+from operators.core.model.predictor import TorchScriptOptions  # noqa: E402  (after the repository is on the path)
 
 
 def torchscript_flags(options: TorchScriptOptions) -> list[str]:
@@ -81,16 +81,16 @@ def timed(results: dict, name: str, fn, repeat: int):
 def ours(study: Path, models: Path, backend: str, device: str, repeat: int, *,
          torchscript: TorchScriptOptions) -> tuple[dict, dict]:
     from app.config import DEFAULT_RULES
-    from operators.core.brain import extract_brain
-    from operators.core.dicom_io import choose_study, scan_folder
+    from operators.core.dicom.folder import choose_study, scan_folder
+    from operators.core.dicom.volume import series_to_volume
     from operators.core.labels import structure
-    from operators.core.postprocess import postprocess
-    from operators.core.predictor import load_models
-    from operators.core.preprocess import align_to_reference, to_model_input, to_reference
-    from operators.core.rtstruct import build_rtstruct
-    from operators.core.seg import build_seg
-    from operators.core.selection import load_rules, select_series
-    from operators.core.series_volume import series_to_volume
+    from operators.core.model.predictor import load_models
+    from operators.core.selection.series import load_rules, select_series
+    from operators.core.steps.brain import extract_brain
+    from operators.core.steps.postprocess import postprocess
+    from operators.core.steps.preprocess import align_to_reference, to_model_input, to_reference
+    from operators.core.writers.rtstruct import build_rtstruct
+    from operators.core.writers.seg import build_seg
 
     r: dict = {}
     spec, predictor, brain = timed(r, "model_load", lambda: load_models(models, backend=backend, device=device,
@@ -208,16 +208,16 @@ def core_once(study: Path, models: Path, backend: str, device: str, out: Path, *
 
     mark("monai_imported")
     from app.config import DEFAULT_RULES
-    from operators.core.brain import extract_brain
-    from operators.core.dicom_io import choose_study, scan_folder
+    from operators.core.dicom.folder import choose_study, scan_folder
+    from operators.core.dicom.volume import series_to_volume
     from operators.core.labels import structure
+    from operators.core.model.predictor import load_models
     from operators.core.pipeline import segment
-    from operators.core.predictor import load_models
-    from operators.core.preprocess import align_to_reference
-    from operators.core.rtstruct import build_rtstruct
-    from operators.core.seg import build_seg
-    from operators.core.selection import load_rules, select_series
-    from operators.core.series_volume import series_to_volume
+    from operators.core.selection.series import load_rules, select_series
+    from operators.core.steps.brain import extract_brain
+    from operators.core.steps.preprocess import align_to_reference
+    from operators.core.writers.rtstruct import build_rtstruct
+    from operators.core.writers.seg import build_seg
 
     mark("app_imported")
     spec, predictor, brain = load_models(models, backend=backend, device=device, torchscript=torchscript)

@@ -76,10 +76,10 @@ def main() -> int:
         from tools.tta_experiment import AXES, install
 
         install([AXES[c] for c in a.tta])
-    from operators.core.dicom_io import scan_folder
-    from operators.core.predictor import load_models
-    from operators.core.selection import load_rules
-    from operators.core.series_volume import series_to_volume
+    from operators.core.dicom.folder import scan_folder
+    from operators.core.dicom.volume import series_to_volume
+    from operators.core.model.predictor import load_models
+    from operators.core.selection.series import load_rules
 
     split = load_split(a.split)
     train, val = brats_table(a.brats, split["train"]), brats_table(a.brats, split["validation"])

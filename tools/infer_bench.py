@@ -106,7 +106,7 @@ def main() -> None:
     a = p.parse_args()
     from monai.networks.nets import SegResNet
 
-    from operators.core.model_spec import find_model
+    from operators.core.model.spec import find_model
 
     device = torch.device(a.device)
     variants = [v for v in a.variants.split(",") if v]

@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import operators.core.predictor as predictor  # noqa: E402  (after the repository is on the path)
+import operators.core.model.predictor as predictor  # noqa: E402  (after the repository is on the path)
 
 AXES = {"z": 2, "y": 3, "x": 4}  # dims of an (N, C, Z, Y, X) window batch
 

@@ -2,7 +2,7 @@
 
 Layout: ``<root>/<case>/<case>_t1ce.nii.gz``, ``_flair``, ``_t1``, ``_t2``, optionally ``_seg``. Cases are read with
 SimpleITK (which returns LPS geometry) and brought onto the model grid by the *same* function the app uses
-(:func:`operators.core.preprocess.to_model_input`).
+(:func:`operators.core.steps.preprocess.to_model_input`).
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ import numpy as np
 
 from operators.core.errors import InputDataError
 from operators.core.geometry import Grid, Volume, crop_grid, resample, volume_from_sitk
-from operators.core.model_spec import Preprocessing
-from operators.core.preprocess import CONTENT_MARGIN, content_box, to_model_input
+from operators.core.model.spec import Preprocessing
+from operators.core.steps.preprocess import CONTENT_MARGIN, content_box, to_model_input
 
 logger = logging.getLogger(__name__)
 

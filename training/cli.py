@@ -225,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
 
             evaluate_poor_inputs(args.models, args.study, args.out)
         elif args.command == "quality-table":
-            from operators.core.model_spec import find_model
+            from operators.core.model.spec import find_model
             from training.quality_table import write_table
 
             rows = write_table([(name, Path(path)) for name, path in args.input], Path(args.out),

@@ -15,7 +15,7 @@ import yaml
 from operators.core.errors import ConfigError
 
 if TYPE_CHECKING:
-    from operators.core.model_spec import Preprocessing
+    from operators.core.model.spec import Preprocessing
 
 TASKS = ("gtv", "hippocampus", "hippocampus_msd", "brain")
 
@@ -215,9 +215,9 @@ def load_config(path: str | Path, overrides: list[str] | None = None, **fields: 
 
 
 def preprocessing_spec(pre: PreprocessingConfig) -> Preprocessing:
-    """The app-side :class:`~operators.core.model_spec.Preprocessing` these settings describe."""
-    from operators.core.intensity import Normalisation
-    from operators.core.model_spec import Preprocessing  # noqa: F811 - imported here to keep config import-light
+    """The app-side :class:`~operators.core.model.spec.Preprocessing` these settings describe."""
+    from operators.core.model.spec import Preprocessing  # noqa: F811 - imported here to keep config import-light
+    from operators.core.steps.intensity import Normalisation
 
     return Preprocessing(
         channels=tuple(pre.channels),

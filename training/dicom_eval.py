@@ -30,16 +30,16 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from operators.core.brain import BrainMask
-from operators.core.dicom_io import choose_study, scan_folder
-from operators.core.dicom_series import Study
+from operators.core.dicom.folder import choose_study, scan_folder
+from operators.core.dicom.series import Study
+from operators.core.dicom.volume import series_to_volume
 from operators.core.geometry import Volume, resample
+from operators.core.model.predictor import load_models
 from operators.core.pipeline import segment
-from operators.core.predictor import load_models
-from operators.core.quality import Quality
-from operators.core.report import render_png
-from operators.core.selection import load_rules, select_series
-from operators.core.series_volume import series_to_volume
+from operators.core.selection.series import load_rules, select_series
+from operators.core.steps.brain import BrainMask
+from operators.core.steps.quality import Quality
+from operators.core.writers.report import render_png
 from training.metrics import quality_entry, segmentation_metrics, summarise
 
 logger = logging.getLogger(__name__)
@@ -103,7 +103,7 @@ def load_study(study_dir: Path, channels: tuple[str, ...], rules: dict) -> tuple
 
 
 def segment_study(study_dir: Path, models: tuple, rules: dict) -> SegmentedStudy:
-    """The app's GTV for one study; ``models`` as :func:`operators.core.predictor.load_models` returns them."""
+    """The app's GTV for one study; ``models`` as :func:`operators.core.model.predictor.load_models` returns them."""
     spec, predictor, brain_model = models
     study, vols, headers = load_study(study_dir, spec.preprocessing.channels, rules)
     ref = reference_mask(study)

@@ -1,7 +1,7 @@
 """Export a trained run as the MONAI bundle the app consumes: ``models/model.ts`` + ``configs/metadata.json``.
 
 The metadata is the single place where preprocessing, labels and post-processing are written down; the app reads
-it with ``operators.core.model_spec.load_model_spec`` (which checks the same fields and the sha256 written here).
+it with ``operators.core.model.spec.load_model_spec`` (which checks the same fields and the sha256 written here).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import monai
 import numpy as np
 import torch
 
-from operators.core.model_spec import (
+from operators.core.model.spec import (
     METADATA_PATH,
     MODEL_PATH,
     ONNX_FP16_PATH,
@@ -25,7 +25,7 @@ from operators.core.model_spec import (
     parse_metadata,
     sha256_of,
 )
-from operators.core.quality import QualityLimits
+from operators.core.steps.quality import QualityLimits
 from training.config import TrainConfig, _build
 
 logger = logging.getLogger(__name__)
@@ -150,7 +150,7 @@ def build_metadata(config: TrainConfig, *, name: str, version: str, sha256: str,
                 }
             },
         },
-        # --- read by the app (operators.core.model_spec) ---
+        # --- read by the app (operators.core.model.spec) ---
         "labels": list(config.labels),
         "preprocessing": {
             "channels": list(pre.channels),

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from operators.core.intensity import normalise
+from operators.core.steps.intensity import normalise
 from training.config import TrainConfig, preprocessing_spec
 from training.source_data import MSDHippocampusDataset
 from training.synth import SynthConfig

@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from operators.core.quality import FLAG_CODES, QualityLimits, judge
+from operators.core.steps.quality import FLAG_CODES, QualityLimits, judge
 
 GOOD, POOR = 0.75, 0.5
 COLUMNS = (  # signal, header, format

@@ -8,12 +8,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 from pydicom import Dataset
 
-from operators.core.dicom_series import SelectedSeries
+from operators.core.dicom.series import SelectedSeries
 from operators.core.geometry import Grid, Volume
 
 if TYPE_CHECKING:
-    from operators.core.brain import BrainMask
-    from operators.core.quality import Quality
+    from operators.core.steps.brain import BrainMask
+    from operators.core.steps.quality import Quality
 
 
 @dataclass(frozen=True, eq=False)
@@ -73,7 +73,7 @@ class Contours:
 
     Attributes:
         models: ``{"name", "version", "sha256"}`` of the model that made each mask, same order as ``masks``.
-        quality: the quality verdict of the GTV (:mod:`operators.core.quality`), which every writer shows.
+        quality: the quality verdict of the GTV (:mod:`operators.core.steps.quality`), which every writer shows.
     """
 
     masks: tuple[Volume, ...] = field(repr=False)

@@ -13,14 +13,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from operators.core.brain import BrainMask, extract_brain
-from operators.core.contour import probabilities
 from operators.core.geometry import Volume
-from operators.core.model_spec import ModelSpec
-from operators.core.postprocess import PostprocessResult, postprocess
-from operators.core.predictor import Predictor
-from operators.core.preprocess import align_to_reference
-from operators.core.quality import Quality, assess
+from operators.core.model.predictor import Predictor
+from operators.core.model.spec import ModelSpec
+from operators.core.steps.brain import BrainMask, extract_brain
+from operators.core.steps.contour import probabilities
+from operators.core.steps.postprocess import PostprocessResult, postprocess
+from operators.core.steps.preprocess import align_to_reference
+from operators.core.steps.quality import Quality, assess
 
 
 @dataclass(frozen=True, eq=False)
@@ -34,7 +34,7 @@ class Segmentation:
         results: one post-processed result per model label, restricted to the brain region.
         unrestricted: the first label's mask post-processed without the brain restriction (what the network put
             outside the brain, for diagnosis).
-        quality: the quality verdict and its signals (:mod:`operators.core.quality`).
+        quality: the quality verdict and its signals (:mod:`operators.core.steps.quality`).
     """
 
     channels: tuple[Volume, ...] = field(repr=False)

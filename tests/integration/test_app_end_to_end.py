@@ -22,8 +22,8 @@ import SimpleITK as sitk
 from model_fixtures import write_known_function_bundle
 from rt_readback import rasterize_rtstruct
 
-from operators.core.dicom_io import scan_folder
-from operators.core.series_volume import series_to_volume
+from operators.core.dicom.folder import scan_folder
+from operators.core.dicom.volume import series_to_volume
 
 pytestmark = pytest.mark.integration
 
@@ -219,9 +219,9 @@ def test_graph_equals_the_pipeline_composition(app_run):
     the same GTV and brain, voxel for voxel, on a real study."""
     if app_run["model"] != "default":
         pytest.skip("checked with the bundled models")
+    from operators.core.model.predictor import load_models
     from operators.core.pipeline import segment
-    from operators.core.predictor import load_models
-    from operators.core.selection import load_rules
+    from operators.core.selection.series import load_rules
     from training.dicom_eval import load_study
 
     spec, predictor, brain = load_models(REPO / "models")

@@ -9,7 +9,7 @@ import pytest
 from model_fixtures import write_known_function_bundle
 from test_app_end_to_end import run_app
 
-from operators.core.model_spec import MODEL_PATH
+from operators.core.model.spec import MODEL_PATH
 
 pytestmark = pytest.mark.integration
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from operators.core.predictor import load_models
-from operators.core.selection import load_rules
+from operators.core.model.predictor import load_models
+from operators.core.selection.series import load_rules
 from training.dicom_eval import APP_RULES, evaluate_study, find_studies
 
 pytestmark = pytest.mark.integration

@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 from test_app_end_to_end import OUTPUTS, run_app
 
-from operators.core.report import BANNER
+from operators.core.writers.report import BANNER
 
 pytestmark = pytest.mark.integration
 

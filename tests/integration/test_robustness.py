@@ -29,7 +29,7 @@ from model_fixtures import write_known_function_bundle
 from test_app_end_to_end import OUTPUTS, run_app
 from test_app_failures import assert_clean_failure
 
-from operators.core.model_spec import METADATA_PATH, MODEL_PATH
+from operators.core.model.spec import METADATA_PATH, MODEL_PATH
 
 pytestmark = pytest.mark.integration
 

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from operators.core.model_spec import find_model
-from operators.core.predictor import TorchScriptPredictor
+from operators.core.model.predictor import TorchScriptPredictor
+from operators.core.model.spec import find_model
 from tools.tta_experiment import AXES, install, mirrored
 
 MODELS = Path(__file__).resolve().parents[3] / "models"

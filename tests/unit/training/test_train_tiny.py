@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from operators.core.model_spec import load_model_spec
-from operators.core.predictor import TorchScriptPredictor
+from operators.core.model.predictor import TorchScriptPredictor
+from operators.core.model.spec import load_model_spec
 from training.config import load_config
 from training.export import export_bundle, load_run_config
 from training.train import build_network, train
@@ -94,8 +94,8 @@ def test_export_round_trip_gives_identical_outputs(tiny, tmp_path):
 
 def test_onnxruntime_back_end_matches_torchscript_on_a_real_case(tiny, tmp_path, shared_data):
     """Every CPU back end against TorchScript fp32 on a real BraTS case: probabilities and masks."""
-    from operators.core.predictor import OnnxRuntimePredictor
-    from operators.core.preprocess import to_model_input
+    from operators.core.model.predictor import OnnxRuntimePredictor
+    from operators.core.steps.preprocess import to_model_input
     from training.brats import find_cases, read_volume, skull_stripped_brain_mask
 
     run = train(tiny("a", "optim.epochs=1"), progress=False)
@@ -112,8 +112,8 @@ def test_onnxruntime_back_end_matches_torchscript_on_a_real_case(tiny, tmp_path,
 
 def test_tampered_onnx_is_refused(tiny, tmp_path):
     from operators.core.errors import ModelSpecError
-    from operators.core.model_spec import ONNX_PATH
-    from operators.core.predictor import OnnxRuntimePredictor
+    from operators.core.model.predictor import OnnxRuntimePredictor
+    from operators.core.model.spec import ONNX_PATH
 
     run = train(tiny("a", "optim.epochs=1"), progress=False)
     spec = load_model_spec(export_bundle(run.out_dir, tmp_path / "bundle", name="tiny", version="0.0.1"))

@@ -6,10 +6,10 @@ import json
 import numpy as np
 import torch
 
-from operators.core.brain import extract_brain
 from operators.core.geometry import Grid, Volume
-from operators.core.model_spec import METADATA_PATH, MODEL_PATH, load_model_spec, sha256_of
-from operators.core.predictor import TorchScriptPredictor
+from operators.core.model.predictor import TorchScriptPredictor
+from operators.core.model.spec import METADATA_PATH, MODEL_PATH, load_model_spec, sha256_of
+from operators.core.steps.brain import extract_brain
 
 
 class Threshold(torch.nn.Module):

@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from operators.core.deepbet_brain import _lps_zyx_to_ras_xyz, _ras_xyz_to_lps_zyx
 from operators.core.errors import InputDataError, ModelSpecError
 from operators.core.geometry import Grid, Volume
-from operators.core.model_spec import METADATA_PATH, load_model_spec
-from operators.core.predictor import make_predictor
+from operators.core.model.deepbet import _lps_zyx_to_ras_xyz, _ras_xyz_to_lps_zyx
+from operators.core.model.predictor import make_predictor
+from operators.core.model.spec import METADATA_PATH, load_model_spec
 
 REPO = Path(__file__).resolve().parents[4]
 

@@ -14,10 +14,10 @@ from pydicom import Dataset
 from pydicom.dataset import FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
-from operators.core.dicom_io import choose_study, frame_headers, scan_folder
-from operators.core.dicom_series import Study
+from operators.core.dicom.folder import choose_study, frame_headers, scan_folder
+from operators.core.dicom.series import Study
 from operators.core.errors import InputDataError
-from operators.core.selection import load_rules, select_series
+from operators.core.selection.series import load_rules, select_series
 
 RULES = Path(__file__).resolve().parents[4] / "app" / "series_rules.json"
 SERIES_NAMES = {"T1post", "T1pre_reg", "FLAIR_reg", "T2_reg", "Mask_Tumor"}
@@ -62,7 +62,7 @@ def test_nested_layout_and_non_dicom_files_give_one_warning(tmp_path: Path, capl
     (tmp_path / "p" / "empty").write_bytes(b"")
     (tmp_path / "p" / "0" / "thumbs.db").write_bytes(bytes(range(256)) * 3)
 
-    with caplog.at_level(logging.WARNING, logger="operators.core.dicom_io"):
+    with caplog.at_level(logging.WARNING, logger="operators.core.dicom.folder"):
         (study,) = scan_folder(tmp_path)
 
     assert [s.description for s in study.series] == ["T1 post", "FLAIR"]
@@ -84,7 +84,7 @@ def test_dicomdir_is_skipped(tmp_path: Path, caplog: pytest.LogCaptureFixture) -
     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds.save_as(tmp_path / "DICOMDIR", enforce_file_format=True)
 
-    with caplog.at_level(logging.INFO, logger="operators.core.dicom_io"):
+    with caplog.at_level(logging.INFO, logger="operators.core.dicom.folder"):
         (study,) = scan_folder(tmp_path)
 
     assert len(study.series) == 2
@@ -96,7 +96,7 @@ def test_duplicate_instance_is_kept_once(tmp_path: Path, caplog: pytest.LogCaptu
     original = tmp_path / "p" / "0" / "2" / "IM2"
     shutil.copy(original, tmp_path / "zz_copy_of_IM2")  # sorts after the original, which is kept
 
-    with caplog.at_level(logging.WARNING, logger="operators.core.dicom_io"):
+    with caplog.at_level(logging.WARNING, logger="operators.core.dicom.folder"):
         (study,) = scan_folder(tmp_path)
 
     assert [len(s.instances) for s in study.series] == [6, 6]
@@ -215,7 +215,7 @@ def test_damaged_non_image_object_is_skipped_with_a_warning(tmp_path: Path, capl
     sr = mr_header(ipp=(0, 0, 0), iop=(1, 0, 0, 0, 1, 0), sop_class="1.2.840.10008.5.1.4.1.1.88.33", Modality="SR")
     save(sr, tmp_path / "report.sr")
     _truncate(tmp_path / "report.sr", 300)  # cut inside the data set: only the file meta is left readable
-    with caplog.at_level(logging.WARNING, logger="operators.core.dicom_io"):
+    with caplog.at_level(logging.WARNING, logger="operators.core.dicom.folder"):
         (study,) = scan_folder(tmp_path)
     assert [len(s.instances) for s in study.series] == [6, 6]
     assert "skipped 1 damaged DICOM file(s) that are not MR images: report.sr" in caplog.text

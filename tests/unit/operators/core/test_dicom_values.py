@@ -8,7 +8,7 @@ import pytest
 from pydicom import Dataset, config
 from pydicom.dataelem import DataElement
 
-from operators.core.dicom_values import TYPE2_PATIENT_STUDY, conformant_headers, conforms, copy_element
+from operators.core.dicom.values import TYPE2_PATIENT_STUDY, conformant_headers, conforms, copy_element
 
 
 @pytest.mark.parametrize(

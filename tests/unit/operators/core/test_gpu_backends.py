@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from operators.core.predictor import TensorRTPredictor, TorchScriptOptions, TorchScriptPredictor, make_predictor
+from operators.core.model.predictor import TensorRTPredictor, TorchScriptOptions, TorchScriptPredictor, make_predictor
 from training.train import dice
 
 #: fp16 arithmetic against fp32: the masks must agree almost everywhere, the probabilities closely on average and

@@ -17,9 +17,9 @@ import pydicom
 import pytest
 from pydicom.uid import JPEGLSLossless
 
-from operators.core.dicom_io import scan_folder
+from operators.core.dicom.folder import scan_folder
+from operators.core.dicom.volume import series_to_volume
 from operators.core.errors import GtvError
-from operators.core.series_volume import series_to_volume
 
 CASES = 120  # per source and region; about 2 s each on the 2-core CPU
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from operators.core.errors import ModelSpecError
-from operators.core.model_spec import METADATA_PATH, MODEL_PATH, find_model, load_model_spec, sha256_of
+from operators.core.model.spec import METADATA_PATH, MODEL_PATH, find_model, load_model_spec, sha256_of
 
 
 class Doubler(torch.nn.Module):
@@ -106,7 +106,7 @@ def test_find_model_in_a_folder_of_bundles(tmp_path):
 
 
 def test_several_channel_configurations_richest_first(tmp_path):
-    from operators.core.model_spec import find_gtv_models
+    from operators.core.model.spec import find_gtv_models
 
     pre = {"spacing_mm": [2, 2, 2], "orientation": "LPS", "patch_size": [32, 32, 32],
            "normalisation": {"method": "zscore", "region": "nonzero", "clip": 5, "outside": 0}}

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from operators.core.geometry import Grid, Volume
-from operators.core.model_spec import Postprocessing
-from operators.core.postprocess import postprocess
+from operators.core.model.spec import Postprocessing
+from operators.core.steps.postprocess import postprocess
 
 
 def grid(shape, spacing=(1.0, 2.0, 0.5)):

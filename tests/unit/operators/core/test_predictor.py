@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from operators.core.predictor import TorchScriptOptions, TorchScriptPredictor, load_models
+from operators.core.model.predictor import TorchScriptOptions, TorchScriptPredictor, load_models
 
 REPO_MODELS = Path(__file__).resolve().parents[4] / "models"
 
@@ -36,7 +36,7 @@ def test_optimiser_off_by_default_and_outputs_equal_with_it_on(gtv_model_input):
 
 def test_onnxruntime_matches_torchscript_fp32_for_the_bundled_gtv_model(gtv_model_input):
     """The bundle's ONNX graph (which the TensorRT back end builds its engine from) against its TorchScript."""
-    from operators.core.predictor import OnnxRuntimePredictor
+    from operators.core.model.predictor import OnnxRuntimePredictor
 
     spec, image = gtv_model_input
     ref = TorchScriptPredictor(spec, device="cpu").predict(image)

@@ -8,9 +8,9 @@ from dicom_synth import rotation
 
 from operators.core.errors import GeometryError
 from operators.core.geometry import Grid, Volume
-from operators.core.intensity import Normalisation
-from operators.core.model_spec import Preprocessing
-from operators.core.preprocess import MIN_PATCH_FRACTION, check_extent, to_model_input
+from operators.core.model.spec import Preprocessing
+from operators.core.steps.intensity import Normalisation
+from operators.core.steps.preprocess import MIN_PATCH_FRACTION, check_extent, to_model_input
 
 PRE = Preprocessing(channels=("T1c",), spacing_mm=(2.0, 2.0, 2.0), orientation="LPS",
                     normalisation=Normalisation.from_dict({"method": "zscore", "region": "nonzero"}),

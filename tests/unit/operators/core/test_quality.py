@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from operators.core.errors import ModelSpecError
-from operators.core.model_spec import parse_metadata
-from operators.core.quality import QualityLimits, edge_fraction, judge, seg_description, verdict_fields
-from operators.core.report import tumour_slices
+from operators.core.model.spec import parse_metadata
+from operators.core.steps.quality import QualityLimits, edge_fraction, judge, seg_description, verdict_fields
+from operators.core.writers.report import tumour_slices
 
 REPO = Path(__file__).resolve().parents[4]
 GOOD = {"inplane_spacing_mm": 0.69, "slice_spacing_mm": 6.5, "contrast_agent_recorded": True, "brain_cm3": 1674.5,

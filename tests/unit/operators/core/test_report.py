@@ -4,7 +4,7 @@ import numpy as np
 from PIL import Image
 
 from operators.core.geometry import Grid, Volume
-from operators.core.report import render_png
+from operators.core.writers.report import render_png
 
 
 def test_slices_follow_the_mask_and_the_reference(tmp_path):

@@ -1,4 +1,4 @@
-"""Tests of operators/core/rtstruct.py: exact voxel-edge contours and a valid, re-readable RT Structure Set."""
+"""Tests of operators/core/writers/rtstruct.py: exact voxel-edge contours and a valid, re-readable RT Structure Set."""
 
 from __future__ import annotations
 
@@ -18,18 +18,18 @@ from pydicom.uid import generate_uid
 from pydicom.valuerep import format_number_as_ds
 from scipy import ndimage
 
-from operators.core.dicom_io import scan_folder
+from operators.core.dicom.folder import scan_folder
+from operators.core.dicom.volume import series_to_volume
 from operators.core.errors import GeometryError, InputDataError, ModelSpecError
 from operators.core.geometry import Grid, Volume, grid_to_sitk
 from operators.core.labels import structure
 from operators.core.product import RTSTRUCT_SERIES_NUMBER, UID_PREFIX
-from operators.core.rtstruct import (
+from operators.core.writers.rtstruct import (
     RT_STRUCTURE_SET_STORAGE,
     build_rtstruct,
     format_ds,
     mask_to_polygons,
 )
-from operators.core.series_volume import series_to_volume
 from tests.rt_readback import fill_even_odd, rasterize_rtstruct
 
 DATA = Path(__file__).resolve().parents[4].parent / "shared" / "data"
@@ -363,7 +363,7 @@ def test_format_ds() -> None:
 def test_no_patient_data_in_logs(caplog: pytest.LogCaptureFixture) -> None:
     grid = _oblique_grid((2, 6, 6))
     reference = _reference(grid)
-    with caplog.at_level("DEBUG", logger="operators.core.rtstruct"):
+    with caplog.at_level("DEBUG", logger="operators.core.writers.rtstruct"):
         build_rtstruct(Volume(np.ones(grid.shape, bool), grid), reference, structure=GTV, model=MODEL)
     assert caplog.records and MODEL["sha256"] in caplog.text
     assert "SYN-001" not in caplog.text and "Synthetic" not in caplog.text

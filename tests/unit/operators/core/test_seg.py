@@ -12,12 +12,12 @@ import pydicom
 import pytest
 from dicom_synth import enhanced_mr, pattern, rotation, save, stack_headers, write_stack
 
-from operators.core.dicom_io import scan_folder
+from operators.core.dicom.folder import scan_folder
+from operators.core.dicom.volume import series_to_volume
 from operators.core.errors import InputDataError
 from operators.core.geometry import Volume
 from operators.core.labels import structure
-from operators.core.seg import build_seg, source_images
-from operators.core.series_volume import series_to_volume
+from operators.core.writers.seg import build_seg, source_images
 
 ROT = rotation(20.0, 15.0)
 ORIGIN = np.array([-20.0, 10.0, 30.0])

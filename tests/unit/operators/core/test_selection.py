@@ -11,10 +11,10 @@ import pytest
 from dicom_synth import SECONDARY_CAPTURE, as_series, mr_header, rotation, stack_headers
 from pydicom.uid import generate_uid
 
-from operators.core.dicom_io import scan_folder
-from operators.core.dicom_series import Series, Study
+from operators.core.dicom.folder import scan_folder
+from operators.core.dicom.series import Series, Study
 from operators.core.errors import ConfigError, SeriesSelectionError
-from operators.core.selection import exclusion_reason, load_rules, matches, select_series, validate_rules
+from operators.core.selection.series import exclusion_reason, load_rules, matches, select_series, validate_rules
 
 RULES_PATH = Path(__file__).resolve().parents[4] / "app" / "series_rules.json"
 ROT = rotation(5.0, 10.0)
@@ -171,7 +171,7 @@ def test_hard_exclusions_cannot_be_lifted_by_rules(series: Series, reason: str) 
 # ------------------------------------------------------------------------------------------- ranking
 def test_tie_goes_to_more_slices_and_the_runner_up_is_logged(rules: dict, caplog: pytest.LogCaptureFixture) -> None:
     short, long = _series(6, SeriesNumber=4, **T1C), _series(8, SeriesNumber=5, **T1C)
-    with caplog.at_level(logging.INFO, logger="operators.core.selection"):
+    with caplog.at_level(logging.INFO, logger="operators.core.selection.series"):
         (chosen,) = select_series(Study("1.2.3", (short, long)), ["T1c"], rules)
     assert chosen.series is long and chosen.score == 6  # agent +3, "POST" +2, inversion-prepared T1 +1
     assert [label for label, _ in chosen.candidates] == [long.label(), short.label()]
@@ -237,7 +237,7 @@ def test_a_registered_match_is_preferred_to_a_better_one_in_another_frame(rules:
     t1c = _series(**T1C)
     elsewhere = _series(for_uid="1.2.826.0.1.3680043.8.498.999", **FLAIR)  # score 4
     registered = _series(**{**FLAIR, "SeriesDescription": "AX T2 dark fluid reg", "ScanningSequence": "SE"})  # 2
-    with caplog.at_level(logging.INFO, logger="operators.core.selection"):
+    with caplog.at_level(logging.INFO, logger="operators.core.selection.series"):
         _, flair = select_series(Study("1.2.3", (t1c, elsewhere, registered)), ["T1c", "FLAIR"], rules)
     assert flair.series is registered and flair.score == 2
     assert f"better match {elsewhere.label()} lies in another FrameOfReferenceUID (0020,0052)" in caplog.text

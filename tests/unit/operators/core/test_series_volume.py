@@ -11,10 +11,10 @@ import SimpleITK as sitk
 from dicom_synth import as_series, enhanced_mr, pattern, rotation, save, stack_headers, write_stack
 from pydicom.uid import JPEGLSLossless, RLELossless
 
-from operators.core.dicom_io import scan_folder
+from operators.core.dicom.folder import scan_folder
+from operators.core.dicom.volume import series_to_volume
 from operators.core.errors import GeometryError, InputDataError
 from operators.core.geometry import Grid, Volume
-from operators.core.series_volume import series_to_volume
 
 ROT = rotation(20.0, 15.0)  # oblique: no axis of the stack is aligned with LPS
 R, C, N = ROT[:, 0], ROT[:, 1], ROT[:, 2]  # row direction (+i), column direction (+j), slice normal

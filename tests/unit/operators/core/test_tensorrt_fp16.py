@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from operators.core import predictor as predictor_module
+from operators.core.model import predictor as predictor_module
 
 #: TensorRT Python API that TensorRT 11 removed (NVIDIA's 10.x to 11.x migration guide: weak typing is gone)
 REMOVED_IN_TRT11 = {"FP16", "BF16", "INT8", "FP8", "STRICT_TYPES", "OBEY_PRECISION_CONSTRAINTS",
@@ -78,7 +78,7 @@ def test_the_tensorrt_back_end_calls_only_what_tensorrt_11_has():
 
 def test_fp16_graph_matches_torchscript_fp32_on_a_real_case(gtv_model_input):
     """The mixed-precision graph (fp16 inside, fp32 input and output) on a real BraTS validation case."""
-    from operators.core.predictor import OnnxRuntimePredictor, TorchScriptPredictor
+    from operators.core.model.predictor import OnnxRuntimePredictor, TorchScriptPredictor
 
     spec, image = gtv_model_input
     ref = TorchScriptPredictor(spec, device="cpu").predict(image)
@@ -94,10 +94,10 @@ def test_the_fp16_graph_is_hash_checked(tmp_path):
     import shutil
 
     from operators.core.errors import ModelSpecError
-    from operators.core.model_spec import ONNX_FP16_PATH, find_model
+    from operators.core.model.spec import ONNX_FP16_PATH, find_model
 
     bundle = tmp_path / "gtv"
-    shutil.copytree(Path(predictor_module.__file__).resolve().parents[2] / "models" / "glioblastoma_gtv", bundle)
+    shutil.copytree(Path(__file__).resolve().parents[4] / "models" / "glioblastoma_gtv", bundle)
     with open(bundle / ONNX_FP16_PATH, "ab") as f:
         f.write(b"\0")
     spec = find_model(bundle)

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from operators.core.errors import ModelSpecError
-from operators.core.intensity import Normalisation
 from operators.core.labels import structure
-from operators.core.quality import QualityLimits
+from operators.core.steps.intensity import Normalisation
+from operators.core.steps.quality import QualityLimits
 
 logger = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ class ModelSpec:
         sha256: hash of ``models/model.ts``, verified on load.
         labels: structure keys in output-channel order (keys of :data:`operators.core.labels.STRUCTURES`).
         preprocessing, postprocessing: see those classes.
-        quality: the validated range and the limits of the quality signals (:mod:`operators.core.quality`).
+        quality: the validated range and the limits of the quality signals (:mod:`operators.core.steps.quality`).
         metadata: the whole parsed metadata.json, for reports.
     """
 
@@ -133,7 +133,7 @@ class ModelSpec:
     @property
     def backend(self) -> str:
         """``"segresnet"`` (the project's TorchScript/ONNX bundles) or ``"deepbet"`` (weights in the deepbet
-        package, see :mod:`operators.core.deepbet_brain`)."""
+        package, see :mod:`operators.core.model.deepbet`)."""
         return str(self.metadata.get("backend", "segresnet"))
 
     def validation(self) -> dict | None:
@@ -235,7 +235,7 @@ def load_model_spec(root: Path | str) -> ModelSpec:
         raise ModelSpecError(f"model folder {root}: {METADATA_PATH} is missing (expected a MONAI bundle layout)")
     spec = parse_metadata(_read_metadata(meta_file), root=root)
     if spec.backend == "deepbet":
-        from operators.core.deepbet_brain import deepbet_weights
+        from operators.core.model.deepbet import deepbet_weights
 
         deepbet_weights(spec)  # raises ModelSpecError on a missing package, file or hash mismatch
         logger.info("model %s version %s (deepbet weights), sha256 %s verified", spec.name, spec.version, spec.sha256)
@@ -282,7 +282,7 @@ def find_model(models_root: Path | str, name: str | None = None, *, beside: Path
 
 def find_gtv_models(models_root: Path | str) -> list[ModelSpec]:
     """Every GTV bundle (labels include ``"GTV"``) of a models folder, verified, richest channel configuration
-    first (see :mod:`operators.core.configuration`); a bundle folder itself gives a list of one.
+    first (see :mod:`operators.core.selection.configuration`); a bundle folder itself gives a list of one.
 
     Raises:
         ModelSpecError: no GTV bundle, or two with the same channels (the choice between them would be arbitrary).

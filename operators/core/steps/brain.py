@@ -20,10 +20,10 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from operators.core.contour import probabilities
 from operators.core.geometry import Volume
-from operators.core.model_spec import ModelSpec
-from operators.core.postprocess import grow
+from operators.core.model.spec import ModelSpec
+from operators.core.steps.contour import probabilities
+from operators.core.steps.postprocess import grow
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ class BrainMask:
 
 def brain_probability(reference: Volume, spec: ModelSpec, predictor) -> np.ndarray:
     """The brain model's probability on ``reference``'s grid: deepbet's own resampling, or the SegResNet bundle's
-    model grid and sliding window (:func:`operators.core.contour.probabilities`)."""
+    model grid and sliding window (:func:`operators.core.steps.contour.probabilities`)."""
     if spec.backend == "deepbet":
         return predictor.probability(reference).array
     return probabilities([reference], spec, predictor)[0]

@@ -20,7 +20,7 @@ import numpy as np
 
 from operators.core.errors import InputDataError, ModelSpecError
 from operators.core.geometry import Volume, covering_grid, resample
-from operators.core.model_spec import ModelSpec, sha256_of
+from operators.core.model.spec import ModelSpec, sha256_of
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ def _ras_xyz_to_lps_zyx(array: np.ndarray) -> np.ndarray:
 
 def deepbet_weights(spec: ModelSpec, *, verify: bool = True) -> dict[str, Path]:
     """The deepbet weight files, each checked against its sha256 in the bundle metadata (``verify=False`` for a
-    spec that :func:`operators.core.model_spec.load_model_spec` has verified already)."""
+    spec that :func:`operators.core.model.spec.load_model_spec` has verified already)."""
     try:
         from deepbet.utils import DATA_PATH
     except ImportError as err:

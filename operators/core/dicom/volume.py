@@ -39,7 +39,7 @@ from pydicom import Dataset
 from pydicom.multival import MultiValue
 from pydicom.pixels import apply_modality_lut
 
-from operators.core.dicom_series import Instance, Series
+from operators.core.dicom.series import Instance, Series
 from operators.core.errors import GeometryError, InputDataError
 from operators.core.geometry import Grid, Volume
 

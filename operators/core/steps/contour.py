@@ -10,12 +10,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from operators.core.geometry import Volume
-from operators.core.model_spec import ModelSpec
-from operators.core.predictor import Predictor
-from operators.core.preprocess import to_model_input, to_reference
+from operators.core.model.predictor import Predictor
+from operators.core.model.spec import ModelSpec
+from operators.core.steps.preprocess import to_model_input, to_reference
 
 if TYPE_CHECKING:
-    from operators.core.brain import BrainMask
+    from operators.core.steps.brain import BrainMask
 
 
 def probabilities(channels: Sequence[Volume], spec: ModelSpec, predictor: Predictor, *,

@@ -35,12 +35,12 @@ RTSTRUCT content decisions:
   between the reference image's ImagePositionPatient and the grid's slice origin, so every contour lies exactly in
   the plane of the image it references even when the stack is only nearly regular.
 * Multi-frame references (an enhanced MR instance holding the slices as frames): a reference header with
-  ReferencedFrameNumber (0008,1160), as :func:`operators.core.dicom_io.frame_headers` makes them, is that frame of its
-  SOP instance. Each contour's ContourImageSequence item then names the frame (ReferencedFrameNumber); the
+  ReferencedFrameNumber (0008,1160), as :func:`operators.core.dicom.folder.frame_headers` makes them, is that frame of
+  its SOP instance. Each contour's ContourImageSequence item then names the frame (ReferencedFrameNumber); the
   RTReferencedSeriesSequence lists each SOP instance once, with the frame numbers only where the reference does not
   use all of its frames (PS3.3 Image SOP Instance Reference Macro).
 * Patient and study values are copied as elements (never re-assigned, so pydicom never quotes them in a warning);
-  dates and times that do not parse for their VR are written empty (:mod:`operators.core.dicom_values`).
+  dates and times that do not parse for their VR are written empty (:mod:`operators.core.dicom.values`).
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence as DicomSequence
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
-from operators.core.dicom_values import copy_element
+from operators.core.dicom.values import copy_element
 from operators.core.errors import GeometryError, InputDataError, ModelSpecError
 from operators.core.geometry import Volume
 from operators.core.labels import Structure

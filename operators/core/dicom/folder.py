@@ -28,9 +28,9 @@ from pydicom.errors import BytesLengthException, InvalidDicomError
 from pydicom.filereader import read_file_meta_info
 from pydicom.uid import UID
 
-from operators.core.dicom_series import Instance, Series, Study
+from operators.core.dicom.series import Instance, Series, Study
 from operators.core.errors import InputDataError, SeriesSelectionError
-from operators.core.selection import MR_IMAGE_SOP_CLASSES, assign_series, is_selectable
+from operators.core.selection.series import MR_IMAGE_SOP_CLASSES, assign_series, is_selectable
 
 logger = logging.getLogger(__name__)
 
@@ -381,7 +381,7 @@ def choose_study(
     Rule: all studies must belong to one patient (PatientID), else :class:`InputDataError` ("N different
     patients"; the IDs are not printed). One study is returned as is. Of several studies, the one study that is
     *usable* is returned: with ``channels`` and ``rules`` given, usable means every channel finds a series
-    (:func:`operators.core.selection.select_series` would succeed); without them, it means the study holds at
+    (:func:`operators.core.selection.series.select_series` would succeed); without them, it means the study holds at
     least one MR image series that passes the hard exclusions. No usable study, or more than one, raises
     :class:`InputDataError` listing each study by UID, number of series and modalities.
     """

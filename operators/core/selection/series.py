@@ -63,7 +63,7 @@ from pydicom.multival import MultiValue
 from pydicom.tag import Tag
 from pydicom.uid import UID
 
-from operators.core.dicom_series import SelectedSeries, Series, Study
+from operators.core.dicom.series import SelectedSeries, Series, Study
 from operators.core.errors import ConfigError, SeriesSelectionError
 
 logger = logging.getLogger(__name__)

@@ -33,7 +33,7 @@ from typing import Protocol
 import numpy as np
 
 from operators.core.errors import ModelSpecError
-from operators.core.model_spec import ModelSpec, find_model
+from operators.core.model.spec import ModelSpec, find_model
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ class Predictor(Protocol):
 def sliding_window(image: np.ndarray, spec: ModelSpec, forward: Callable, *, device="cpu", sw_batch_size: int = 2):
     """Gaussian-weighted sliding-window logits over the training patch size, then sigmoid, on the content box.
 
-    Only the box around the image content (:func:`operators.core.preprocess.content_box`, as training crops its
+    Only the box around the image content (:func:`operators.core.steps.preprocess.content_box`, as training crops its
     cases) is inferred; probabilities outside it are 0.
 
     Args:
@@ -68,7 +68,7 @@ def sliding_window(image: np.ndarray, spec: ModelSpec, forward: Callable, *, dev
     import torch
     from monai.inferers import sliding_window_inference
 
-    from operators.core.preprocess import content_box
+    from operators.core.steps.preprocess import content_box
 
     pre = spec.preprocessing
     box = content_box(image, float(pre.normalisation.outside))
@@ -254,7 +254,7 @@ def make_predictor(spec: ModelSpec, *, backend: str = "auto", device: str = "aut
         if device == "cuda" and not cuda:
             raise ModelSpecError("device 'cuda' was requested but no CUDA GPU is available")
     if spec.backend == "deepbet":
-        from operators.core.deepbet_brain import DeepbetPredictor
+        from operators.core.model.deepbet import DeepbetPredictor
 
         return DeepbetPredictor(spec, device=device)
     cache_dir = Path(cache_dir or os.environ.get("GTV_ENGINE_CACHE", Path.home() / ".cache" / "gtv-engines"))

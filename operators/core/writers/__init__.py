@@ -1,0 +1,1 @@
+"""The outputs: DICOM-SEG, RTSTRUCT, the review picture and the JSON report."""
