@@ -38,7 +38,7 @@ test-fast: install
 	ulimit -s 32768; $(BIN)/python -m pytest -q -ra -m "not integration and not slow"
 
 bench: install
-	ulimit -s 32768; mkdir -p output; $(BIN)/python tools/bench.py --out output/bench.json
+	ulimit -s 32768; mkdir -p output; $(BIN)/python -m tools.benchmarks.bench --out output/bench.json
 
 lint: install
 	$(BIN)/ruff check app operators training tests
@@ -46,7 +46,7 @@ lint: install
 clean:
 	rm -rf output work/eval_* .pytest_cache
 
-# ---- MAP: the MONAI Application Package container (issue 4; docs/deployment.md) --------------------------------
+# ---- MAP: the MONAI Application Package container (docs/deployment.md) --------------------------------
 # make map-deps       Docker engine + debootstrap (Debian packages); starts dockerd if none answers
 # make network-deps   Orthanc, the stand-in PACS / planning system of the DICOM network test
 # make map-base       offline base image: Debian 12 by debootstrap, `docker import`
@@ -69,7 +69,7 @@ network-deps:
 	@command -v Orthanc >/dev/null && command -v storescu >/dev/null || \
 	  { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q orthanc dcmtk; }
 
-map-base:
+map-base: map-deps
 	tools/map/base-image.sh $(MAP_BASE)
 
 $(WHEELHOUSE)/requirements.txt: pyproject.toml tools/map/requirements.py tools/map/wheelhouse.sh

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-#: ``GTV_SHARED_DATA`` points elsewhere (the lent GPU machine gets a one-case copy, see tools/gpu/check.sh).
+#: ``GTV_SHARED_DATA`` points elsewhere (a GPU machine gets a one-case copy, see tools/gpu/check.sh).
 SHARED_DATA = Path(os.environ.get("GTV_SHARED_DATA")
                    or Path(__file__).resolve().parents[1] / ".." / "shared" / "data").resolve()
 

@@ -5,7 +5,7 @@
 #   the call:     run(command="bash tools/gpu/train.sh", carry=[".whl/py", ".gpudata/train"], timeout_s=330)
 #
 # The GTV recipe (training/configs/gtv.yaml) with 3x the patches per epoch (120 instead of 40), 60 epochs, three
-# runs sharing the GPU (session 2, H200: 165-181 s; log in docs/gpu/train_h200.log):
+# runs sharing the GPU (H200: 165-181 s; log in docs/gpu/train_h200.log):
 #   finetune  8 filters from the hippocampus-pretrained checkpoint   } the experiment's two arms
 #   scratch   8 filters from random weights                          }
 #   scratch16 16 filters (4.7 M parameters) from random weights        the width effect (WIDE=0 skips it)

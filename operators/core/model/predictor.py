@@ -11,7 +11,7 @@ Back ends:
   TorchScript's profiling optimiser is off by default (``jit_optimize``): the app runs once per study, and the
   optimiser's first calls compile fused kernels (NVRTC on CUDA) for a steady-state gain measured at none (H200:
   25.8 ms optimised TorchScript fp16 vs 24.8 ms eager on the reference grid; 2-core CPU: the same cold-process time
-  either way, ``tools/bench.py``).
+  either way, ``tools/benchmarks/bench.py``).
 * ``onnxruntime``: ``models/model.onnx`` with ONNX Runtime's CPU provider.
 * ``tensorrt``: an fp16 engine built by the TensorRT builder as a strongly typed network from
   ``models/model_fp16.onnx`` (the mixed-precision graph ``training export`` writes beside ``model.onnx``: fp16

@@ -1,9 +1,9 @@
-"""tools/enhancing_part_experiment.py (issue 7 experiment): on a real BraTS training case, the bright part of the
+"""tools/experiments/enhancing_part_experiment.py (an experiment): on a real BraTS training case, the bright part of the
 true tumour core is its enhancing tumour, and the threshold curve peaks inside the searched range."""
 
 import numpy as np
 
-from tools.enhancing_part_experiment import THRESHOLDS, brats_table, enhancing_part, zscore_inside
+from tools.experiments.enhancing_part_experiment import THRESHOLDS, brats_table, enhancing_part, zscore_inside
 
 
 def test_zscore_inside_the_mask():

@@ -1,4 +1,4 @@
-"""tools/tta_experiment.py (issue 7 experiment): mirror averaging with the bundled GTV model on a real BraTS case
+"""tools/experiments/tta_experiment.py (an experiment): mirror averaging with the bundled GTV model on a real BraTS case
 is exactly mirror-equivariant, which the network alone is not, and it leaves the brain-extraction model alone."""
 
 from pathlib import Path
@@ -9,7 +9,7 @@ import torch
 
 from operators.core.model.predictor import TorchScriptPredictor
 from operators.core.model.spec import find_model
-from tools.tta_experiment import AXES, install, mirrored
+from tools.experiments.tta_experiment import AXES, install, mirrored
 
 MODELS = Path(__file__).resolve().parents[3] / "models"
 

@@ -1,7 +1,7 @@
-"""The GPU back ends against TorchScript fp32 on the CPU, on a real BraTS case with the bundled GTV model (issue 5:
+"""The GPU back ends against TorchScript fp32 on the CPU, on a real BraTS case with the bundled GTV model (
 masks agree with Dice >= 0.99, probabilities within the tolerances below).
 
-They run only where a CUDA GPU (and, for TensorRT, the ``tensorrt`` package) exists: on the lent GPU machine through
+They run only where a CUDA GPU (and, for TensorRT, the ``tensorrt`` package) exists: on a GPU machine through
 ``tools/gpu/check.sh``, and in the MAP's TensorRT base image on a GPU host. Elsewhere they are skipped, not passed.
 """
 

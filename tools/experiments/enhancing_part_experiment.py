@@ -1,4 +1,4 @@
-"""Experiment, not part of the app (issue 7): the enhancing part of the GTV against the TCIA studies' MaskTumor.
+"""Experiment, not part of the app: the enhancing part of the GTV against the TCIA studies' MaskTumor.
 
 MaskTumor is enhancing tissue drawn voxel by voxel; the GTV is a solid pre-operative outline (tumour core). The
 enhancing part of a GTV is its voxels brighter on T1 post-contrast than ``t`` standard deviations from the brain's
@@ -11,9 +11,9 @@ then the GTV voxels where T1post minus T1pre, each z-scored inside the brain, ex
 signal after contrast than before, relative to the brain). BraTS here has no pre-contrast T1 to fit a threshold on,
 so the Dice for other thresholds is printed as a curve over the same studies: tuned on them, not a valid estimate.
 
-    python tools/enhancing_part_experiment.py --models models [--tta xyz] [--t1pre T1pre_reg] [--out F.json]
+    python -m tools.experiments.enhancing_part_experiment --models models [--tta xyz] [--t1pre T1pre_reg] [--out F.json]
 
-Measured (README, issue 7), TCIA mean Dice for the bundled model: GTV 0.385, its T1c-bright part (t = -0.25) 0.421,
+Measured (README), TCIA mean Dice for the bundled model: GTV 0.385, its T1c-bright part (t = -0.25) 0.421,
 its part that enhances over T1pre 0.520.
 """
 
@@ -27,13 +27,11 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from training.brats import TUMOUR_CORE_LABELS, find_cases, load_split, read_volume
+from training.dicom_eval import APP_RULES, find_studies, segment_study
+from training.train import dice
 
-from training.brats import TUMOUR_CORE_LABELS, find_cases, load_split, read_volume  # noqa: E402
-from training.dicom_eval import APP_RULES, find_studies, segment_study  # noqa: E402
-from training.train import dice  # noqa: E402
-
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 THRESHOLDS = tuple(np.round(np.arange(-1.0, 2.01, 0.25), 2).tolist())
 ENHANCING = (4, 3)  # BraTS 2018 label 4 (3 from 2021)
 
@@ -67,13 +65,13 @@ def main() -> int:
     p.add_argument("--brats", type=Path, default=REPO / "../shared/data/brats2018")
     p.add_argument("--split", type=Path, default=REPO / "training/splits/brats2018.json")
     p.add_argument("--tcia", type=Path, default=REPO / "../shared/data/tcia-brain-tumor-progression")
-    p.add_argument("--tta", default="", help="mirror axes for tools/tta_experiment.py's TTA on the GTV model")
+    p.add_argument("--tta", default="", help="mirror axes for the TTA of tools/experiments/tta_experiment.py")
     p.add_argument("--t1pre", help="SeriesDescription of the registered pre-contrast T1 (TCIA: T1pre_reg)")
     p.add_argument("--out", type=Path)
     a = p.parse_args()
     logging.basicConfig(level="WARNING")
     if a.tta:
-        from tools.tta_experiment import AXES, install
+        from tools.experiments.tta_experiment import AXES, install
 
         install([AXES[c] for c in a.tta])
     from operators.core.dicom.folder import scan_folder

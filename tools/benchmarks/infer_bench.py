@@ -1,6 +1,6 @@
 """Network-only inference benchmark on the issue's reference grid (240 x 240 x 155), printed as JSON.
 
-    python tools/infer_bench.py [--device cuda] [--repeat 10] [--variants eager,fp16,torchscript,compile]
+    python -m tools.benchmarks.infer_bench [--device cuda] [--repeat 10] [--variants eager,fp16,torchscript,compile]
                                 [--out infer.json]
 
 Two networks:
@@ -28,8 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+REPO = Path(__file__).resolve().parents[2]
 
 REFERENCE_GRID = (155, 240, 240)  # (Z, Y, X), 1 mm: BraTS
 REFERENCE_PATCH = (128, 128, 128)

@@ -2,14 +2,15 @@
 
 Runs a ``python -m training`` command unchanged, except that the GTV network's output in every sliding window is the
 mean over mirror images of the window (every subset of the chosen axes, flipped back before averaging). The
-brain-extraction model is left alone: flipping its input too put both orbits inside the brain mask (issue 7).
+brain-extraction model is left alone: flipping its input too put both orbits inside the brain mask.
 
-    python tools/tta_experiment.py --axes xyz [--mean prob|logit] -- evaluate --model models/glioblastoma_gtv \\
+    python -m tools.experiments.tta_experiment --axes xyz [--mean prob|logit] -- evaluate \\
+        --model models/glioblastoma_gtv \\
         --data ../shared/data/brats2018 --out work/tta/val --cases <validation cases>
-    python tools/tta_experiment.py --axes xyz -- evaluate-dicom --models models \\
+    python -m tools.experiments.tta_experiment --axes xyz -- evaluate-dicom --models models \\
         --data ../shared/data/tcia-brain-tumor-progression --out work/tta/tcia
 
-Measured (README, issue 7): 8 flips, mean probability: BraTS validation DSC 0.706 against 0.738 without TTA, TCIA
+Measured (README): 8 flips, mean probability: BraTS validation DSC 0.706 against 0.738 without TTA, TCIA
 MaskTumor Dice 0.434 against 0.385; not adopted.
 """
 
@@ -18,11 +19,8 @@ from __future__ import annotations
 import argparse
 import itertools
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import operators.core.model.predictor as predictor  # noqa: E402  (after the repository is on the path)
+import operators.core.model.predictor as predictor
 
 AXES = {"z": 2, "y": 3, "x": 4}  # dims of an (N, C, Z, Y, X) window batch
 

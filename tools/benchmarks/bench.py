@@ -1,6 +1,6 @@
 """Benchmark: the app's stages on a real study, wall time and peak memory each, printed as JSON.
 
-    python tools/bench.py [--study DIR] [--models DIR] [--backend auto|torchscript|onnxruntime|tensorrt]
+    python -m tools.benchmarks.bench [--study DIR] [--models DIR] [--backend auto|torchscript|onnxruntime|tensorrt]
                           [--device auto|cpu|cuda] [--repeat N] [--out bench.json]
 
 In the same run: the whole app as a process (``python -m app``, process start to outputs written), and the MONAI
@@ -27,11 +27,11 @@ from pathlib import Path
 
 import psutil
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from operators.core.model.predictor import TorchScriptOptions
+
+REPO = Path(__file__).resolve().parents[2]
 DEFAULT_STUDY = REPO / ".." / "shared" / "data" / "tcia-brain-tumor-progression" / "PGBM-001" / "1992-04-02"
 
-from operators.core.model.predictor import TorchScriptOptions  # noqa: E402  (after the repository is on the path)
 
 
 def torchscript_flags(options: TorchScriptOptions) -> list[str]:
