@@ -1,7 +1,7 @@
 """The bundled models on the real, non-skull-stripped GBM studies, against their MaskTumor series.
 
 Measured through the app's own code path (training.dicom_eval). The studies are post-operative: MaskTumor is the
-enhancing tumour around a resection cavity, not a pre-operative GTV (see README, "Accuracy on clinical DICOM").
+enhancing tumour around a resection cavity, not a pre-operative GTV (see docs/accuracy.md).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.integration
 
 REPO_MODELS = Path(__file__).resolve().parents[2] / "models"
 #: The project's aim is a mean Dice of 0.70 against MaskTumor; the bundled models reach 0.385 (0.319, 0.565, 0.270),
-#: so that issue is not resolved (blocked on data: README). This floor guards what is reached against regressions
+#: so the aim is not reached (docs/accuracy.md). This floor guards what is reached against regressions
 #: (0.354 when the normalisation region still carried the brain model's 4 mm margin).
 MIN_MEAN_DICE = 0.37
 
@@ -52,7 +52,7 @@ def test_gtv_overlaps_the_reference(results):
 
 
 def test_dice_splits_into_coverage_and_precision(results):
-    """Dice is the harmonic mean of the two fractions the README reports per study."""
+    """Dice is the harmonic mean of the two fractions docs/accuracy.md reports per study."""
     for name, r in results.items():
         cover, inside = r["reference_covered_fraction"], r["gtv_in_reference_fraction"]
         assert 0 < cover <= 1 and 0 < inside <= 1, name
@@ -61,7 +61,7 @@ def test_dice_splits_into_coverage_and_precision(results):
 
 def test_where_the_dice_is_lost(results):
     for name, r in results.items():
-        # the GTV inside MaskTumor is also within 10 mm of it; most of the GTV lies that near (README)
+        # the GTV inside MaskTumor is also within 10 mm of it; most of the GTV lies that near (docs/accuracy.md)
         assert r["gtv_in_reference_fraction"] <= r["gtv_within_10mm_fraction"] <= 1, name
         # GTV 0.2.0 with deepbet: 0.695, 0.885, 0.835 (0.1.1 with the 4 mm brain model: 0.78, 1.00, 0.82)
         assert r["gtv_within_10mm_fraction"] > 0.65, f"{name}: {r['gtv_within_10mm_fraction']:.3f}"
