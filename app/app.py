@@ -71,7 +71,7 @@ class GtvContourApp(Application):
         resample = ResampleOperator(self, name="resample", preprocessing=spec.preprocessing, record=r)
         infer = InferenceOperator(self, name="inference", predictor=self.predictor, record=r)
         inverse = InverseResampleOperator(self, name="inverse_resample", record=r)
-        post = PostprocessOperator(self, name="postprocess", spec=spec, record=r)
+        post = PostprocessOperator(self, name="postprocess", model_spec=spec, record=r)
         seg = WriteDicomSegOperator(self, name="write_seg", output_folder=self.staging, model=model, record=r)
         rt = WriteRTStructOperator(self, name="write_rtstruct", output_folder=self.staging, model=model, record=r)
         report = WriteReportOperator(self, name="write_report", output_folder=self.staging, model=model, record=r,

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import ClassVar
 
-from monai.deploy.core import Fragment, OperatorSpec
-
-from operators.base import GtvOperator
+from operators.base import REQUIRED, GtvOperator
 from operators.core.case import ChannelVolumes
 from operators.core.model.predictor import Predictor
 from operators.core.model.spec import ModelSpec
-from operators.core.record import RunRecord
 from operators.core.steps.brain import extract_brain
 
 #: Plausible brain-mask volumes (cm3) for a whole adult brain in the field of view (the margin not included).
@@ -24,14 +22,9 @@ class BrainExtractionOperator(GtvOperator):
     IN_VOLUMES = "volumes"
     OUT_VOLUMES = "brain_volumes"
 
-    def __init__(self, fragment: Fragment, *args, model: ModelSpec, predictor: Predictor, record: RunRecord,
-                 **kwargs) -> None:
-        self.model, self.predictor, self.record = model, predictor, record
-        super().__init__(fragment, *args, **kwargs)
-
-    def setup(self, spec: OperatorSpec) -> None:
-        spec.input(self.IN_VOLUMES)
-        spec.output(self.OUT_VOLUMES)
+    PARAMETERS: ClassVar[dict[str, object]] = {"model": REQUIRED, "predictor": REQUIRED}
+    model: ModelSpec
+    predictor: Predictor
 
     def run(self, op_input, op_output) -> None:
         case: ChannelVolumes = op_input.receive(self.IN_VOLUMES)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from monai.deploy.core import Fragment, OperatorSpec
+from typing import ClassVar
 
-from operators.base import GtvOperator
+from operators.base import REQUIRED, GtvOperator
 from operators.core.case import ModelInput, Prediction
 from operators.core.model.predictor import Predictor
-from operators.core.record import RunRecord
 
 
 class InferenceOperator(GtvOperator):
@@ -16,13 +15,8 @@ class InferenceOperator(GtvOperator):
     IN_MODEL_INPUT = "model_input"
     OUT_PREDICTION = "prediction"
 
-    def __init__(self, fragment: Fragment, *args, predictor: Predictor, record: RunRecord, **kwargs) -> None:
-        self.predictor, self.record = predictor, record
-        super().__init__(fragment, *args, **kwargs)
-
-    def setup(self, spec: OperatorSpec) -> None:
-        spec.input(self.IN_MODEL_INPUT)
-        spec.output(self.OUT_PREDICTION)
+    PARAMETERS: ClassVar[dict[str, object]] = {"predictor": REQUIRED}
+    predictor: Predictor
 
     def run(self, op_input, op_output) -> None:
         model_input: ModelInput = op_input.receive(self.IN_MODEL_INPUT)

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from monai.deploy.core import Fragment, OperatorSpec
-
 from operators.base import GtvOperator
 from operators.core.case import Prediction
-from operators.core.record import RunRecord
 from operators.core.steps.preprocess import to_reference
 
 
@@ -15,14 +12,6 @@ class InverseResampleOperator(GtvOperator):
 
     IN_PREDICTION = "prediction"
     OUT_PREDICTION = "reference_prediction"
-
-    def __init__(self, fragment: Fragment, *args, record: RunRecord, **kwargs) -> None:
-        self.record = record
-        super().__init__(fragment, *args, **kwargs)
-
-    def setup(self, spec: OperatorSpec) -> None:
-        spec.input(self.IN_PREDICTION)
-        spec.output(self.OUT_PREDICTION)
 
     def run(self, op_input, op_output) -> None:
         pred: Prediction = op_input.receive(self.IN_PREDICTION)

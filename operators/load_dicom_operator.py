@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar
 
-from monai.deploy.core import Fragment, OperatorSpec
-
-from operators.base import GtvOperator
+from operators.base import REQUIRED, GtvOperator
 from operators.core.dicom.folder import choose_study, scan_folder
 from operators.core.dicom.series import Study
-from operators.core.record import RunRecord
 
 
 class LoadDicomOperator(GtvOperator):
@@ -17,15 +15,13 @@ class LoadDicomOperator(GtvOperator):
 
     OUT_STUDY = "study"
 
-    def __init__(self, fragment: Fragment, *args, input_folder: Path, channels: tuple[str, ...], rules: dict,
-                 record: RunRecord, study: Study | None = None, **kwargs) -> None:
-        self.input_folder, self.channels, self.rules = Path(input_folder), tuple(channels), rules
-        self.study = study  # scanned before the graph (to choose the channel configuration): not scanned again
-        self.record = record
-        super().__init__(fragment, *args, **kwargs)
-
-    def setup(self, spec: OperatorSpec) -> None:
-        spec.output(self.OUT_STUDY)
+    # study: scanned before the graph (to choose the channel configuration), then not scanned again
+    PARAMETERS: ClassVar[dict[str, object]] = {"input_folder": REQUIRED, "channels": REQUIRED, "rules": REQUIRED,
+                                               "study": None}
+    input_folder: Path
+    channels: tuple[str, ...]
+    rules: dict
+    study: Study | None
 
     def run(self, op_input, op_output) -> None:
         study = self.study

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from monai.deploy.core import Fragment, OperatorSpec
+from typing import ClassVar
 
-from operators.base import GtvOperator
+from operators.base import REQUIRED, GtvOperator
 from operators.core.case import Contours, Prediction
 from operators.core.model.spec import ModelSpec
 from operators.core.pipeline import finish
-from operators.core.record import RunRecord
 
 
 class PostprocessOperator(GtvOperator):
@@ -17,13 +16,8 @@ class PostprocessOperator(GtvOperator):
     IN_PREDICTION = "reference_prediction"
     OUT_CONTOURS = "contours"
 
-    def __init__(self, fragment: Fragment, *args, spec: ModelSpec, record: RunRecord, **kwargs) -> None:
-        self.model_spec, self.record = spec, record
-        super().__init__(fragment, *args, **kwargs)
-
-    def setup(self, spec: OperatorSpec) -> None:
-        spec.input(self.IN_PREDICTION)
-        spec.output(self.OUT_CONTOURS)
+    PARAMETERS: ClassVar[dict[str, object]] = {"model_spec": REQUIRED}
+    model_spec: ModelSpec
 
     def run(self, op_input, op_output) -> None:
         pred: Prediction = op_input.receive(self.IN_PREDICTION)

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import ClassVar
 
-from monai.deploy.core import Fragment, OperatorSpec
-
-from operators.base import GtvOperator
+from operators.base import REQUIRED, GtvOperator
 from operators.core.case import ChannelVolumes, ModelInput
 from operators.core.model.spec import Preprocessing
-from operators.core.record import RunRecord
 from operators.core.steps.preprocess import align_to_reference, to_model_input
 
 
@@ -19,20 +17,15 @@ class ResampleOperator(GtvOperator):
     IN_VOLUMES = "volumes"
     OUT_MODEL_INPUT = "model_input"
 
-    def __init__(self, fragment: Fragment, *args, preprocessing: Preprocessing, record: RunRecord, **kwargs) -> None:
-        self.pre, self.record = preprocessing, record
-        super().__init__(fragment, *args, **kwargs)
-
-    def setup(self, spec: OperatorSpec) -> None:
-        spec.input(self.IN_VOLUMES)
-        spec.output(self.OUT_MODEL_INPUT)
+    PARAMETERS: ClassVar[dict[str, object]] = {"preprocessing": REQUIRED}
+    preprocessing: Preprocessing
 
     def run(self, op_input, op_output) -> None:
         case: ChannelVolumes = op_input.receive(self.IN_VOLUMES)
         with self.record.stage("resample"):
             aligned = align_to_reference(case.volumes, case.channels)
             tissue = case.brain_mask.tissue if case.brain_mask is not None else None
-            image, grid = to_model_input(aligned, self.pre, names=case.channels, brain_mask=tissue)
+            image, grid = to_model_input(aligned, self.preprocessing, names=case.channels, brain_mask=tissue)
         self.record.decisions["model_grid"] = grid.describe()
         aligned_case = dataclasses.replace(case, volumes=tuple(aligned))
         op_output.emit(ModelInput(image=image, grid=grid, case=aligned_case, brain_mask=case.brain_mask),

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from monai.deploy.core import Fragment, OperatorSpec
+from typing import ClassVar
 
-from operators.base import GtvOperator
-from operators.core.record import RunRecord
+from operators.base import REQUIRED, GtvOperator
 from operators.core.selection.series import select_series
 
 
@@ -15,14 +14,9 @@ class SelectSeriesOperator(GtvOperator):
     IN_STUDY = "study"
     OUT_SELECTION = "selection"
 
-    def __init__(self, fragment: Fragment, *args, channels: tuple[str, ...], rules: dict, record: RunRecord,
-                 **kwargs) -> None:
-        self.channels, self.rules, self.record = tuple(channels), rules, record
-        super().__init__(fragment, *args, **kwargs)
-
-    def setup(self, spec: OperatorSpec) -> None:
-        spec.input(self.IN_STUDY)
-        spec.output(self.OUT_SELECTION)
+    PARAMETERS: ClassVar[dict[str, object]] = {"channels": REQUIRED, "rules": REQUIRED}
+    channels: tuple[str, ...]
+    rules: dict
 
     def run(self, op_input, op_output) -> None:
         study = op_input.receive(self.IN_STUDY)

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from monai.deploy.core import Fragment, OperatorSpec
-
 from operators.base import GtvOperator
 from operators.core.case import ChannelVolumes
 from operators.core.dicom.volume import series_to_volume
-from operators.core.record import RunRecord
 
 
 class SeriesToVolumeOperator(GtvOperator):
@@ -15,14 +12,6 @@ class SeriesToVolumeOperator(GtvOperator):
 
     IN_SELECTION = "selection"
     OUT_VOLUMES = "volumes"
-
-    def __init__(self, fragment: Fragment, *args, record: RunRecord, **kwargs) -> None:
-        self.record = record
-        super().__init__(fragment, *args, **kwargs)
-
-    def setup(self, spec: OperatorSpec) -> None:
-        spec.input(self.IN_SELECTION)
-        spec.output(self.OUT_VOLUMES)
 
     def run(self, op_input, op_output) -> None:
         selected = op_input.receive(self.IN_SELECTION)

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import ClassVar
 
-from monai.deploy.core import Fragment, OperatorSpec
-
-from operators.base import GtvOperator
+from operators.base import REQUIRED, GtvOperator
 from operators.core.case import Contours
 from operators.core.labels import structure
-from operators.core.record import RunRecord
 from operators.core.steps.quality import banner
 from operators.core.writers.report import render_png, write_json
 
@@ -25,16 +23,12 @@ class WriteReportOperator(GtvOperator):
     IN_SEG = "seg_written"
     IN_RTSTRUCT = "rtstruct_written"
 
-    def __init__(self, fragment: Fragment, *args, output_folder: Path, model: dict, record: RunRecord,
-                 channels: tuple[str, ...] = (), validation: dict | None = None, **kwargs) -> None:
-        self.output_folder, self.model, self.record = Path(output_folder), model, record
-        self.channels, self.validation = tuple(channels), validation
-        super().__init__(fragment, *args, **kwargs)
-
-    def setup(self, spec: OperatorSpec) -> None:
-        spec.input(self.IN_CONTOURS)
-        spec.input(self.IN_SEG)
-        spec.input(self.IN_RTSTRUCT)
+    PARAMETERS: ClassVar[dict[str, object]] = {"output_folder": REQUIRED, "model": REQUIRED, "channels": (),
+                                               "validation": None}
+    output_folder: Path
+    model: dict
+    channels: tuple[str, ...]
+    validation: dict | None
 
     def run(self, op_input, op_output) -> None:
         contours: Contours = op_input.receive(self.IN_CONTOURS)

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar
 
-from monai.deploy.core import Fragment, OperatorSpec
-
-from operators.base import GtvOperator
+from operators.base import REQUIRED, GtvOperator
 from operators.core.case import Contours
 from operators.core.labels import structure
-from operators.core.record import RunRecord
 from operators.core.steps.quality import verdict_fields
 from operators.core.writers.rtstruct import build_rtstruct
 
@@ -22,14 +20,9 @@ class WriteRTStructOperator(GtvOperator):
     IN_CONTOURS = "contours"
     OUT_WRITTEN = "rtstruct_written"
 
-    def __init__(self, fragment: Fragment, *args, output_folder: Path, model: dict, record: RunRecord,
-                 **kwargs) -> None:
-        self.output_folder, self.model, self.record = Path(output_folder), model, record
-        super().__init__(fragment, *args, **kwargs)
-
-    def setup(self, spec: OperatorSpec) -> None:
-        spec.input(self.IN_CONTOURS)
-        spec.output(self.OUT_WRITTEN)
+    PARAMETERS: ClassVar[dict[str, object]] = {"output_folder": REQUIRED, "model": REQUIRED}
+    output_folder: Path
+    model: dict
 
     def run(self, op_input, op_output) -> None:
         contours: Contours = op_input.receive(self.IN_CONTOURS)
@@ -39,9 +32,5 @@ class WriteRTStructOperator(GtvOperator):
             ds = build_rtstruct(contours.masks[0], contours.case.reference_headers,
                                 structure=structure(contours.labels[0]), model=self.model, extra_rois=extra,
                                 **verdict_fields(contours.quality))
-            path = self.output_folder / RTSTRUCT_FILE
-            ds.save_as(path, enforce_file_format=True)
-        written = {"file": path.name, "sop_instance_uid": ds.SOPInstanceUID,
-                   "series_instance_uid": ds.SeriesInstanceUID}
-        self.record.decisions["rtstruct"] = written
+            written = self.save_dicom(ds, self.output_folder / RTSTRUCT_FILE, "rtstruct")
         op_output.emit(written, self.OUT_WRITTEN)

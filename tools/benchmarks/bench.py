@@ -320,10 +320,15 @@ def main() -> None:
                                                    torchscript=torchscript,
                                                    cudnn=not a.no_cudnn) if a.core_process else None,
     }
+    emit_json(result, a.out)
+
+
+def emit_json(result: dict, out: Path | None) -> None:
+    """Print the figures as JSON, and write them to ``out`` when given."""
     text = json.dumps(result, indent=2)
     print(text)
-    if a.out:
-        a.out.write_text(text)
+    if out:
+        out.write_text(text)
 
 
 if __name__ == "__main__":

@@ -28,6 +28,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from tools.benchmarks.bench import emit_json
+
 REPO = Path(__file__).resolve().parents[2]
 
 REFERENCE_GRID = (155, 240, 240)  # (Z, Y, X), 1 mm: BraTS
@@ -140,10 +142,7 @@ def main() -> None:
         result["networks"]["reference"] = bench_network("reference", eager, script, x, patch=REFERENCE_PATCH,
                                                         overlap=0.25, device=device, variants=variants,
                                                         repeat=a.repeat)
-    text = json.dumps(result, indent=2)
-    print(text)
-    if a.out:
-        a.out.write_text(text)
+    emit_json(result, a.out)
 
 
 if __name__ == "__main__":
