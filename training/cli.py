@@ -75,6 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--data", required=True, help="e.g. ../shared/data/tcia-brain-tumor-progression")
     d.add_argument("--out", required=True)
     d.add_argument("--device", default="auto")
+    d.add_argument("--exclude-series", metavar="REGEX",
+                   help="leave out the series whose SeriesDescription matches (e.g. FLAIR: the study without it)")
     b = sub.add_parser("evaluate-brats-dicom", help="BraTS cases written as DICOM studies (1 mm, 5 mm slices at 6 mm, "
                                                     "oblique feet-first), through the app's path")
     b.add_argument("--models", required=True, help="folder of bundles (GTV and brain extraction)")
@@ -191,7 +193,8 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "evaluate-dicom":
             from training.dicom_eval import evaluate_dicom
 
-            s = evaluate_dicom(args.models, args.data, args.out, device=args.device)["summary"]
+            s = evaluate_dicom(args.models, args.data, args.out, device=args.device,
+                               exclude=args.exclude_series)["summary"]
             logger.info("mean Dice vs MaskTumor %.4f; MaskTumor inside the brain mask %.4f; predicted outside the "
                         "brain %.2f cm3", s["dsc"]["mean"], s["reference_in_brain_fraction"]["mean"],
                         s["outside_brain_predicted_cm3"]["mean"])

@@ -22,8 +22,10 @@ pre-operative GTV (enhancing tumour plus necrosis), so a perfect pre-operative G
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,7 +37,9 @@ from operators.core.dicom.series import Study
 from operators.core.dicom.volume import series_to_volume
 from operators.core.geometry import Volume, resample
 from operators.core.model.predictor import load_models
+from operators.core.model.spec import ModelSpec, find_gtv_models
 from operators.core.pipeline import segment
+from operators.core.selection.configuration import choose_configuration
 from operators.core.selection.series import load_rules, select_series
 from operators.core.steps.brain import BrainMask
 from operators.core.steps.quality import Quality
@@ -91,6 +95,7 @@ class SegmentedStudy:
     unrestricted: np.ndarray
     brain: BrainMask | None
     quality: Quality | None = None
+    spec: ModelSpec | None = None
 
 
 def load_study(study_dir: Path, channels: tuple[str, ...], rules: dict) -> tuple[Study, list[Volume], tuple]:
@@ -102,26 +107,61 @@ def load_study(study_dir: Path, channels: tuple[str, ...], rules: dict) -> tuple
     return study, [v for v, _ in read], read[0][1]
 
 
-def segment_study(study_dir: Path, models: tuple, rules: dict) -> SegmentedStudy:
-    """The app's GTV for one study; ``models`` as :func:`operators.core.model.predictor.load_models` returns them."""
+class AppModels:
+    """Every GTV model (channel configuration) of a models folder, chosen per study as the app chooses
+    (:mod:`operators.core.selection.configuration`), each loaded on first use."""
+
+    def __init__(self, root: str | Path, *, device: str = "auto") -> None:
+        self.root, self.device = Path(root), device
+        self.specs = find_gtv_models(root)
+        self._loaded: dict[Path, tuple] = {}
+
+    def for_study(self, studies, rules: dict) -> tuple[Study, tuple]:
+        """The study to contour and ``(spec, predictor, brain)`` of the configuration it supports."""
+        conf = choose_configuration(studies, self.specs, rules)
+        if conf.spec.root not in self._loaded:
+            self._loaded[conf.spec.root] = load_models(self.root, device=self.device, spec=conf.spec)
+        return conf.study, self._loaded[conf.spec.root]
+
+
+def without_series(studies, pattern: str | None):
+    """The studies without the series whose SeriesDescription matches ``pattern`` (case-insensitive regex)."""
+    if not pattern:
+        return studies
+    return [dataclasses.replace(s, series=tuple(x for x in s.series if not re.search(pattern, x.description, re.I)))
+            for s in studies]
+
+
+def segment_study(study_dir: Path, models: tuple | AppModels, rules: dict, *, exclude: str | None = None
+                  ) -> SegmentedStudy:
+    """The app's GTV for one study. ``models``: ``(spec, predictor, brain)`` as
+    :func:`operators.core.model.predictor.load_models` returns them, or :class:`AppModels` (the configuration the
+    study supports, as the app chooses it); ``exclude``: leave out the series whose description matches."""
+    studies = without_series(scan_folder(study_dir), exclude)
+    if isinstance(models, AppModels):
+        study, models = models.for_study(studies, rules)
+    else:
+        study = choose_study(studies, channels=models[0].preprocessing.channels, rules=rules)
     spec, predictor, brain_model = models
-    study, vols, headers = load_study(study_dir, spec.preprocessing.channels, rules)
+    read = [series_to_volume(s.series) for s in select_series(study, spec.preprocessing.channels, rules)]
+    vols, headers = [v for v, _ in read], read[0][1]
     ref = reference_mask(study)
     if not ref.grid.same_as(vols[0].grid):
         raise ValueError(f"{study_dir}: MaskTumor is not on the T1c grid")
     result = segment(vols, spec, predictor, brain_model=brain_model, headers=headers)
     return SegmentedStudy(t1c=result.channels[0], reference=ref.array, gtv=result.gtv,
-                          unrestricted=result.unrestricted, brain=result.brain, quality=result.quality)
+                          unrestricted=result.unrestricted, brain=result.brain, quality=result.quality, spec=spec)
 
 
-def evaluate_study(study_dir: Path, models: tuple, rules: dict, *, picture: Path | None = None) -> dict:
+def evaluate_study(study_dir: Path, models: tuple | AppModels, rules: dict, *, picture: Path | None = None,
+                   exclude: str | None = None) -> dict:
     """Metrics of one study (:func:`segment_study`). With ``picture``, a PNG of the GTV (red), MaskTumor (green) and
     brain mask (blue) over T1post."""
-    seg = segment_study(study_dir, models, rules)
+    seg = segment_study(study_dir, models, rules, exclude=exclude)
     gtv, ref, brain_mask = seg.gtv, seg.reference, seg.brain
     brain = brain_mask.region.array if brain_mask else None
     if picture is not None:
-        spec = models[0]
+        spec = seg.spec
         others = [(ref, (0, 255, 0))] + ([(brain, (60, 120, 255))] if brain is not None else [])
         render_png(picture, seg.t1c, seg.t1c.with_array(gtv), others=others,
                    title=f"{spec.name} {spec.version}: GTV red, MaskTumor green, brain mask (with margin) blue")
@@ -145,6 +185,8 @@ def evaluate_study(study_dir: Path, models: tuple, rules: dict, *, picture: Path
         "brain_cm3": tissue_cm3,
         "brain_region_cm3": region_cm3,
         "quality": quality_entry(seg.quality),
+        "channels": list(seg.spec.preprocessing.channels),
+        "model": seg.spec.identity(),
     })
     return result
 
@@ -154,19 +196,21 @@ APP_RULES = Path(__file__).resolve().parents[1] / "app" / "series_rules.json"
 
 
 def evaluate_dicom(models: str | Path, data: str | Path, out: str | Path, *, rules: Path = APP_RULES,
-                   device: str = "auto") -> dict:
-    """Evaluate every study under ``data``; write ``out/metrics.json`` and return it."""
+                   device: str = "auto", exclude: str | None = None) -> dict:
+    """Evaluate every study under ``data`` with the GTV model the app would choose for it (``exclude``: leave out
+    the series whose description matches, e.g. ``FLAIR``); write ``out/metrics.json`` and return it."""
     rules_dict = load_rules(rules)
-    loaded = load_models(models, device=device)
+    loaded = AppModels(models, device=device)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     studies = find_studies(Path(data))
     per = {}
     for s in studies:
         name = str(s.relative_to(data))
-        per[name] = evaluate_study(s, loaded, rules_dict, picture=out / f"{name.replace('/', '_')}.png")
+        per[name] = evaluate_study(s, loaded, rules_dict, picture=out / f"{name.replace('/', '_')}.png",
+                                   exclude=exclude)
         logger.info("%s: %s", name, {k: round(v, 4) if isinstance(v, float) else v for k, v in per[name].items()})
-    result = {"models": str(models), "studies": per,
+    result = {"models": str(models), "excluded_series": exclude, "studies": per,
               "summary": {k: summarise([v[k] for v in per.values() if v[k] is not None])
                           for k in ("dsc", "hd95_mm", "asd_mm", "outside_brain_predicted_cm3",
                                     "reference_in_brain_fraction", "reference_in_tissue_fraction",
