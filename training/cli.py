@@ -61,6 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--out", required=True)
     e.add_argument("--name", required=True)
     e.add_argument("--version", required=True)
+    rv = sub.add_parser("record-validation", help="write an evaluate run's summary into a bundle's metadata (the "
+                                                  "validation accuracy the app reports)")
+    rv.add_argument("--model", required=True)
+    rv.add_argument("--metrics", required=True, help="metrics.json of python -m training evaluate")
     v = sub.add_parser("evaluate", help="segment every case of a BraTS-layout folder; metrics where _seg exists")
     v.add_argument("--model", required=True)
     v.add_argument("--data", required=True)
@@ -190,6 +194,10 @@ def main(argv: list[str] | None = None) -> int:
             from training.export import export_bundle
 
             export_bundle(args.run, args.out, name=args.name, version=args.version)
+        elif args.command == "record-validation":
+            from training.export import record_validation
+
+            record_validation(Path(args.model), Path(args.metrics))
         elif args.command == "evaluate-dicom":
             from training.dicom_eval import evaluate_dicom
 

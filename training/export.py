@@ -105,6 +105,22 @@ def add_onnx_fp16(bundle: Path) -> dict:
     return meta
 
 
+def record_validation(bundle: Path, metrics_file: Path) -> dict:
+    """Write an ``evaluate`` run's summary (through the app's path) into a bundle's metadata as
+    ``training.validation_metrics_1mm_app_path``, where the app reads the validation accuracy it reports."""
+    bundle = Path(bundle)
+    meta_file = bundle / METADATA_PATH
+    meta = json.loads(meta_file.read_text())
+    metrics = json.loads(Path(metrics_file).read_text())
+    training = meta.setdefault("training", {})
+    training["validation_metrics_1mm_app_path"] = {k: metrics["summary"][k] for k in ("dsc", "hd95_mm", "asd_mm")}
+    training["validation"] = ("python -m training evaluate (the app's steps, deepbet brain extraction included) on "
+                              "each case's own 1 mm grid")
+    parse_metadata(meta, root=bundle)
+    meta_file.write_text(json.dumps(meta, indent=2))
+    return meta
+
+
 def build_metadata(config: TrainConfig, *, name: str, version: str, sha256: str, training: dict,
                    description: str) -> dict:
     """The bundle metadata: MONAI bundle fields plus ``preprocessing``/``postprocessing``/``labels``/``sha256``."""

@@ -108,3 +108,16 @@ def test_no_gtv_found_is_a_valid_outcome(shared_data, tmp_path):
             check = subprocess.run(["dciodvfy", str(out / name)], capture_output=True, text=True)
             errors = [line for line in (check.stdout + check.stderr).splitlines() if line.startswith("Error")]
             assert errors == [], f"{name}: {errors}"
+
+
+def test_the_bundled_models_contour_a_study_without_flair_with_t1c_alone(plain, tmp_path):
+    """The product's own models folder holds a T1c-alone GTV model: a real study without its FLAIR (and T2) is
+    contoured with it, near the tumour, and the report and picture say so."""
+    study = iv.edited(plain, tmp_path / "study", lambda rel, ds: None if rel.parts[0] in ("FLAIRreg", "T2reg") else ds)
+    proc, out, report = _run(study, tmp_path, None)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert report["configuration"]["channels"] == ["T1c"]
+    assert report["model"]["name"] == "glioblastoma_gtv_t1c_segresnet"
+    assert report["configuration"]["validation"]["n"] == 8 and 0 < report["configuration"]["validation"]["dsc"] < 1
+    assert report["structures"]["GTV"]["volume_cm3"] > 5
+    assert "Brain" in report["structures"]
