@@ -10,10 +10,12 @@ application reports that one error; anything else is a bug and propagates to Hol
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import ClassVar
 
 from monai.deploy.core import Fragment, Operator, OperatorSpec
 
+from operators.core.case import Contours
 from operators.core.errors import GtvError
 from operators.core.record import RunRecord
 
@@ -33,19 +35,12 @@ class GtvOperator(Operator):
         super().__init__(fragment, *args, **kwargs)
 
     def setup(self, spec: OperatorSpec) -> None:
-        for name in sorted(vars(type(self))):
+        names = sorted({n for cls in type(self).__mro__ if issubclass(cls, GtvOperator) for n in vars(cls)})
+        for name in names:
             if name.startswith("IN_"):
                 spec.input(getattr(self, name))
             elif name.startswith("OUT_"):
                 spec.output(getattr(self, name))
-
-    def save_dicom(self, ds, path, decision: str) -> dict:
-        """Write a DICOM object the graph produced, record its file and UIDs under ``decision``, return them."""
-        ds.save_as(path, enforce_file_format=True)
-        written = {"file": path.name, "sop_instance_uid": ds.SOPInstanceUID,
-                   "series_instance_uid": ds.SeriesInstanceUID}
-        self.record.decisions[decision] = written
-        return written
 
     def run(self, op_input, op_output) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -57,3 +52,30 @@ class GtvOperator(Operator):
             self.run(op_input, op_output)
         except GtvError as e:
             self.record.fail(e)
+
+
+class DicomWriterOperator(GtvOperator):
+    """A writer of one DICOM object from the contours. Input ``IN_CONTOURS``: :class:`Contours`. Output
+    ``OUT_WRITTEN``: ``{"file", "sop_instance_uid", "series_instance_uid"}``. A subclass names its ``FILE`` and
+    ``STAGE`` and builds the dataset in :meth:`build`."""
+
+    IN_CONTOURS = "contours"
+    FILE: ClassVar[str]
+    STAGE: ClassVar[str]
+    PARAMETERS: ClassVar[dict[str, object]] = {"output_folder": REQUIRED, "model": REQUIRED}
+    output_folder: Path
+    model: dict
+
+    def build(self, contours: Contours):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def run(self, op_input, op_output) -> None:
+        contours: Contours = op_input.receive(self.IN_CONTOURS)
+        with self.record.stage(self.STAGE):
+            ds = self.build(contours)
+            path = self.output_folder / self.FILE
+            ds.save_as(path, enforce_file_format=True)
+        written = {"file": path.name, "sop_instance_uid": ds.SOPInstanceUID,
+                   "series_instance_uid": ds.SeriesInstanceUID}
+        self.record.decisions[self.STAGE] = written
+        op_output.emit(written, self.OUT_WRITTEN)
