@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -153,7 +154,8 @@ def load_prepared(case: BratsCase, pre: Preprocessing, cache_dir: str | Path | N
         return PreparedCase(case.case_id, z["image"], label, Grid(shape=tuple(z["shape"]), affine=z["affine"]))
     prepared = prepare_case(case, pre, labels=labels)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npz")
+    # one temporary name per process: data-parallel ranks may prepare the same case at once; the rename is atomic
+    tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
     np.savez_compressed(
         tmp,
         image=prepared.image,
