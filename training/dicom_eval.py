@@ -102,9 +102,13 @@ def load_study(study_dir: Path, channels: tuple[str, ...], rules: dict) -> tuple
     """The app's input steps: the study in a folder, its series selected per channel, their volumes, and the
     reference (first) series' headers in slice order."""
     study = choose_study(scan_folder(study_dir), channels=channels, rules=rules)
-    selected = select_series(study, channels, rules)
-    read = [series_to_volume(s.series) for s in selected]
-    return study, [v for v, _ in read], read[0][1]
+    return (study, *read_channels(study, channels, rules))
+
+
+def read_channels(study: Study, channels: tuple[str, ...], rules: dict) -> tuple[list[Volume], tuple]:
+    """The volumes of the series selected per channel, and the reference (first) series' headers in slice order."""
+    read = [series_to_volume(s.series) for s in select_series(study, channels, rules)]
+    return [v for v, _ in read], read[0][1]
 
 
 class AppModels:
@@ -143,8 +147,7 @@ def segment_study(study_dir: Path, models: tuple | AppModels, rules: dict, *, ex
     else:
         study = choose_study(studies, channels=models[0].preprocessing.channels, rules=rules)
     spec, predictor, brain_model = models
-    read = [series_to_volume(s.series) for s in select_series(study, spec.preprocessing.channels, rules)]
-    vols, headers = [v for v, _ in read], read[0][1]
+    vols, headers = read_channels(study, spec.preprocessing.channels, rules)
     ref = reference_mask(study)
     if not ref.grid.same_as(vols[0].grid):
         raise ValueError(f"{study_dir}: MaskTumor is not on the T1c grid")
