@@ -7,7 +7,7 @@ from typing import ClassVar
 
 from operators.base import REQUIRED, GtvOperator
 from operators.core.case import ChannelVolumes, ModelInput
-from operators.core.model.spec import Preprocessing
+from operators.core.model.schema import Preprocessing
 from operators.core.steps.preprocess import align_to_reference, to_model_input
 
 

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import torch
 
+from operators.core.model.schema import Postprocessing, Preprocessing, app_metadata
 from operators.core.model.spec import METADATA_PATH, MODEL_PATH, sha256_of
+from operators.core.steps.intensity import Normalisation
 
 
 class BrightT1c(torch.nn.Module):
@@ -22,20 +24,12 @@ def write_known_function_bundle(root: Path, *, channels=("T1c", "FLAIR"), spacin
     (root / MODEL_PATH).parent.mkdir(parents=True, exist_ok=True)
     (root / METADATA_PATH).parent.mkdir(parents=True, exist_ok=True)
     torch.jit.script(BrightT1c()).save(str(root / MODEL_PATH))
-    meta = {
-        "name": "known_function_bright_t1c",
-        "version": "0.0.0",
-        "labels": ["GTV"],
-        "sha256": sha256_of(root / MODEL_PATH),
-        "preprocessing": {
-            "channels": list(channels),
-            "spacing_mm": list(spacing),
-            "orientation": "LPS",
-            "normalisation": {"method": "zscore", "region": "nonzero", "clip": 5.0, "outside": 0.0},
-            "patch_size": list(patch),
-            "overlap": 0.25,
-        },
-        "postprocessing": {"threshold": 0.5, "min_component_mm3": min_component_mm3, "fill_holes": True},
-    }
+    meta = app_metadata(
+        name="known_function_bright_t1c", version="0.0.0", labels=["GTV"], sha256=sha256_of(root / MODEL_PATH),
+        preprocessing=Preprocessing(channels=tuple(channels), spacing_mm=tuple(spacing), orientation="LPS",
+                                    normalisation=Normalisation(method="zscore", region="nonzero"),
+                                    patch_size=tuple(patch)),
+        postprocessing=Postprocessing(min_component_mm3=min_component_mm3),
+    )
     (root / METADATA_PATH).write_text(json.dumps(meta, indent=1))
     return root

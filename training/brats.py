@@ -19,7 +19,7 @@ import numpy as np
 
 from operators.core.errors import InputDataError
 from operators.core.geometry import Grid, Volume, crop_grid, resample, volume_from_sitk
-from operators.core.model.spec import Preprocessing
+from operators.core.model.schema import Preprocessing
 from operators.core.steps.preprocess import CONTENT_MARGIN, content_box, to_model_input
 
 logger = logging.getLogger(__name__)

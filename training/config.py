@@ -8,14 +8,12 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import yaml
 
-from operators.core.errors import ConfigError
-
-if TYPE_CHECKING:
-    from operators.core.model.spec import Preprocessing
+from operators.core.errors import ConfigError, ModelSpecError
+from operators.core.model.schema import Postprocessing, Preprocessing
 
 TASKS = ("gtv", "hippocampus", "hippocampus_msd", "brain")
 
@@ -57,20 +55,6 @@ class ModelConfig:
 
 
 @dataclass(frozen=True)
-class PreprocessingConfig:
-    """Written verbatim into the exported model's metadata (``preprocessing``)."""
-
-    channels: tuple[str, ...] = ("T1c", "FLAIR")
-    spacing_mm: tuple[float, float, float] = (2.0, 2.0, 2.0)
-    orientation: str = "LPS"
-    normalisation: dict = field(default_factory=lambda: {"method": "zscore", "region": "nonzero", "clip": 5.0,
-                                                         "outside": 0.0})
-    patch_size: tuple[int, int, int] = (64, 64, 64)
-    overlap: float = 0.25
-    brain_mask_model: str | None = None
-
-
-@dataclass(frozen=True)
 class AugmentConfig:
     """Random augmentation during training (probabilities per sample)."""
 
@@ -97,15 +81,6 @@ class OptimConfig:
 
 
 @dataclass(frozen=True)
-class PostprocessingConfig:
-    threshold: float = 0.5
-    min_component_mm3: float = 200.0
-    fill_holes: bool = True
-    dilate_mm: float = 0.0
-    min_component_fraction: float = 0.0
-
-
-@dataclass(frozen=True)
 class TrainConfig:
     """One training run.
 
@@ -126,10 +101,10 @@ class TrainConfig:
     seed: int = 0
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
-    preprocessing: PreprocessingConfig = field(default_factory=PreprocessingConfig)
+    preprocessing: Preprocessing = field(default_factory=Preprocessing)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
-    postprocessing: PostprocessingConfig = field(default_factory=PostprocessingConfig)
+    postprocessing: Postprocessing = field(default_factory=Postprocessing)
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -161,8 +136,14 @@ def _build(cls: type, d: dict, where: str) -> Any:
         raise ConfigError(f"{where}: unknown key(s) {unknown}; allowed: {sorted(fields)}")
     kwargs = {}
     for name, value in d.items():
+        schema = _SCHEMA.get((cls, name))
         sub = _NESTED.get((cls, name))
-        if sub is not None:
+        if schema is not None:  # the model-metadata schema's own parser and defaults
+            try:
+                kwargs[name] = schema(value or {}, where=f"{where}.{name}")
+            except ModelSpecError as e:
+                raise ConfigError(str(e)) from e
+        elif sub is not None:
             kwargs[name] = _build(sub, value or {}, f"{where}.{name}")
         elif isinstance(value, list):
             kwargs[name] = tuple(value)
@@ -177,10 +158,13 @@ def _build(cls: type, d: dict, where: str) -> Any:
 _NESTED = {
     (TrainConfig, "data"): DataConfig,
     (TrainConfig, "model"): ModelConfig,
-    (TrainConfig, "preprocessing"): PreprocessingConfig,
     (TrainConfig, "augment"): AugmentConfig,
     (TrainConfig, "optim"): OptimConfig,
-    (TrainConfig, "postprocessing"): PostprocessingConfig,
+}
+# sections that go into the exported model's metadata: parsed by the schema the app validates them with
+_SCHEMA = {
+    (TrainConfig, "preprocessing"): lambda d, where: Preprocessing.from_dict(d, where=where, require_all=False),
+    (TrainConfig, "postprocessing"): Postprocessing.from_dict,
 }
 
 
@@ -212,19 +196,3 @@ def load_config(path: str | Path, overrides: list[str] | None = None, **fields: 
         _set_path(d, key.strip(), raw)
     d.update({k: v for k, v in fields.items() if v is not None})
     return _build(TrainConfig, d, str(path))
-
-
-def preprocessing_spec(pre: PreprocessingConfig) -> Preprocessing:
-    """The app-side :class:`~operators.core.model.spec.Preprocessing` these settings describe."""
-    from operators.core.model.spec import Preprocessing  # noqa: F811 - imported here to keep config import-light
-    from operators.core.steps.intensity import Normalisation
-
-    return Preprocessing(
-        channels=tuple(pre.channels),
-        spacing_mm=tuple(float(v) for v in pre.spacing_mm),  # type: ignore[arg-type]
-        orientation=pre.orientation,
-        normalisation=Normalisation.from_dict(dict(pre.normalisation)),
-        patch_size=tuple(int(v) for v in pre.patch_size),  # type: ignore[arg-type]
-        overlap=float(pre.overlap),
-        brain_mask_model=pre.brain_mask_model,
-    )

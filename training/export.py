@@ -17,6 +17,7 @@ import monai
 import numpy as np
 import torch
 
+from operators.core.model.schema import app_metadata
 from operators.core.model.spec import (
     METADATA_PATH,
     MODEL_PATH,
@@ -128,13 +129,11 @@ def build_metadata(config: TrainConfig, *, name: str, version: str, sha256: str,
     channel_def = {str(i): c for i, c in enumerate(pre.channels)}
     return {
         "schema": BUNDLE_SCHEMA,
-        "version": version,
         "changelog": {version: "exported by `python -m training export`"},
         "monai_version": monai.__version__,
         "pytorch_version": torch.__version__.split("+")[0],
         "numpy_version": np.__version__,
         "required_packages_version": {},
-        "name": name,
         "task": f"{config.task} segmentation on MR ({', '.join(pre.channels)})",
         "description": description,
         "authors": "GBM-GTV Contouring Project",
@@ -148,7 +147,7 @@ def build_metadata(config: TrainConfig, *, name: str, version: str, sha256: str,
                     "num_channels": len(pre.channels),
                     "spatial_shape": list(pre.patch_size),
                     "dtype": "float32",
-                    "value_range": [-pre.normalisation["clip"], pre.normalisation["clip"]],
+                    "value_range": [-pre.normalisation.clip, pre.normalisation.clip],
                     "is_patch_data": True,
                     "channel_def": channel_def,
                 }
@@ -166,27 +165,10 @@ def build_metadata(config: TrainConfig, *, name: str, version: str, sha256: str,
                 }
             },
         },
-        # --- read by the app (operators.core.model.spec) ---
-        "labels": list(config.labels),
-        "preprocessing": {
-            "channels": list(pre.channels),
-            "spacing_mm": list(pre.spacing_mm),
-            "orientation": pre.orientation,
-            "normalisation": dict(pre.normalisation),
-            "patch_size": list(pre.patch_size),
-            "overlap": pre.overlap,
-            "brain_mask_model": pre.brain_mask_model,
-        },
-        "postprocessing": {
-            "activation": "sigmoid",
-            "threshold": config.postprocessing.threshold,
-            "min_component_mm3": config.postprocessing.min_component_mm3,
-            "fill_holes": config.postprocessing.fill_holes,
-            "dilate_mm": config.postprocessing.dilate_mm,
-            "min_component_fraction": config.postprocessing.min_component_fraction,
-        },
+        # --- read by the app (operators.core.model.schema, validated by operators.core.model.spec) ---
+        **app_metadata(name=name, version=version, sha256=sha256, labels=config.labels, preprocessing=pre,
+                       postprocessing=config.postprocessing),
         "model_file": str(MODEL_PATH),
-        "sha256": sha256,
         "network": {"class": "monai.networks.nets.SegResNet", "init_filters": config.model.init_filters,
                     "blocks_down": list(config.model.blocks_down), "blocks_up": list(config.model.blocks_up)},
         "training": {**training, "environment": {"python": platform.python_version(), "machine": platform.machine()}},

@@ -11,7 +11,7 @@ from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from training.brats import PreparedCase, find_cases, load_prepared, load_split
-from training.config import TrainConfig, preprocessing_spec
+from training.config import TrainConfig
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ class CaseDataset(Dataset):
 
 def gtv_datasets(config: TrainConfig, *, rank: int = 0, world: int = 1) -> tuple[CaseDataset, list[dict]]:
     """Training dataset (this rank's share) and validation cases (``image``, ``label`` arrays on the model grid)."""
-    pre = preprocessing_spec(config.preprocessing)
+    pre = config.preprocessing
     split = load_split(config.data.split_file)
     prepared = {}
     for part in ("train", "validation"):

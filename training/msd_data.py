@@ -15,7 +15,7 @@ import torch
 from torch.utils.data import Dataset
 
 from operators.core.steps.intensity import normalise
-from training.config import TrainConfig, preprocessing_spec
+from training.config import TrainConfig
 from training.source_data import MSDHippocampusDataset
 from training.synth import SynthConfig
 
@@ -50,7 +50,7 @@ class PreloadedCases(Dataset):
 
 def msd_datasets(config: TrainConfig, *, rank: int = 0, world: int = 1) -> tuple[Dataset, list[dict]]:
     """(training dataset for this rank, validation cases), each case normalised and padded to the patch size."""
-    pre = preprocessing_spec(config.preprocessing)
+    pre = config.preprocessing
     source = MSDHippocampusDataset(config.data.root, SynthConfig(spacing_mm=float(pre.spacing_mm[0])))
     train, val = [], []
     for i in range(len(source)):

@@ -15,7 +15,7 @@ import torch
 from torch.utils.data import Dataset
 
 from operators.core.steps.intensity import normalise
-from training.config import TrainConfig, preprocessing_spec
+from training.config import TrainConfig
 from training.source_data import SynthHippocampusDataset, fixed_validation_set, list_label_maps, split_label_maps
 from training.synth import SynthConfig
 
@@ -57,7 +57,7 @@ class NormalisedDataset(Dataset):
 
     def __init__(self, base: SynthHippocampusDataset, config: TrainConfig) -> None:
         self.base = base
-        self.norm = preprocessing_spec(config.preprocessing).normalisation
+        self.norm = config.preprocessing.normalisation
         self.limit_fov = config.task == "brain"
         self.seed = config.seed
         self.epoch = 0
@@ -100,7 +100,7 @@ def synth_datasets(config: TrainConfig, *, rank: int = 0, world: int = 1) -> tup
     target = TARGETS[config.task]
     base = SynthHippocampusDataset(train_paths, sc, samples_per_epoch=max(config.data.samples_per_epoch // world, 1),
                                    seed=config.seed * 1000 + rank, mode=sc.contrast, target=target)
-    norm = preprocessing_spec(config.preprocessing).normalisation
+    norm = config.preprocessing.normalisation
     val = []
     for n, s in enumerate(fixed_validation_set(val_paths, sc, config.seed, config.data.validation_per_map,
                                                mode=sc.contrast, target=target)):

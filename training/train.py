@@ -29,7 +29,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from training.augment import sample_seed, training_transforms
-from training.config import ModelConfig, TrainConfig, preprocessing_spec
+from training.config import ModelConfig, TrainConfig
 
 logger = logging.getLogger(__name__)
 
@@ -217,7 +217,7 @@ def train(config: TrainConfig, *, resume: bool = True, progress: bool = True) ->
         ids = [device.index] if device.type == "cuda" else None
         model = torch.nn.parallel.DistributedDataParallel(net, device_ids=ids)
 
-    pre = preprocessing_spec(config.preprocessing)
+    pre = config.preprocessing
     base, val_cases = _datasets(config, rank, world)
     transforms = training_transforms(config.augment, patch_size=pre.patch_size, spacing_mm=float(pre.spacing_mm[0]))
     data = TransformedDataset(base, transforms, seed=config.seed, rank=rank)

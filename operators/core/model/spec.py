@@ -15,7 +15,7 @@ from pathlib import Path
 
 from operators.core.errors import ModelSpecError
 from operators.core.labels import structure
-from operators.core.steps.intensity import Normalisation
+from operators.core.model.schema import Postprocessing, Preprocessing
 from operators.core.steps.quality import QualityLimits
 
 logger = logging.getLogger(__name__)
@@ -24,7 +24,6 @@ METADATA_PATH = Path("configs") / "metadata.json"
 MODEL_PATH = Path("models") / "model.ts"
 ONNX_PATH = Path("models") / "model.onnx"  # optional: the same network for ONNX Runtime and TensorRT
 ONNX_FP16_PATH = Path("models") / "model_fp16.onnx"  # optional: its mixed-precision form, for TensorRT fp16
-ORIENTATION_CODES = ("LPS", "RAS")
 
 
 def sha256_of(path: Path, *, chunk: int = 1 << 20) -> str:
@@ -34,52 +33,6 @@ def sha256_of(path: Path, *, chunk: int = 1 << 20) -> str:
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()
-
-
-@dataclass(frozen=True)
-class Preprocessing:
-    """What the app must do to an input before the network sees it (written by training).
-
-    Attributes:
-        channels: sequence names in the network's channel order, e.g. ``("T1c", "FLAIR")``.
-        spacing_mm: model grid spacing ``(x, y, z)`` in mm.
-        orientation: model grid orientation code (``"LPS"`` or ``"RAS"``).
-        normalisation: per-channel intensity normalisation.
-        patch_size: sliding-window ROI ``(Z, Y, X)`` in model-grid voxels.
-        overlap: sliding-window overlap fraction.
-        brain_mask_model: name of the brain-extraction model whose mask restricts normalisation and output, or None.
-    """
-
-    channels: tuple[str, ...]
-    spacing_mm: tuple[float, float, float]
-    orientation: str
-    normalisation: Normalisation
-    patch_size: tuple[int, int, int]
-    overlap: float = 0.25
-    brain_mask_model: str | None = None
-
-
-@dataclass(frozen=True)
-class Postprocessing:
-    """Attributes:
-    threshold: probability above which a voxel is foreground.
-    min_component_mm3: connected components smaller than this are dropped.
-    fill_holes: fill enclosed holes (3-D) in each output mask.
-    min_component_fraction: components smaller than this fraction of the largest one are dropped (glioblastoma is
-        usually one lesion; small distant components are mostly enhancing vessels and dura).
-    dilate_mm: grow each output mask by this distance (mm, physical spacing); the brain model uses it as a safety
-        margin so that tumour at the brain surface stays inside the mask.
-    largest_component: keep only the largest connected component (the brain is one piece).
-    fill_holes_slicewise: also fill holes slice by slice (a cavity open to the surface in 3-D is closed in-plane).
-    """
-
-    threshold: float = 0.5
-    min_component_mm3: float = 0.0
-    fill_holes: bool = True
-    dilate_mm: float = 0.0
-    min_component_fraction: float = 0.0
-    largest_component: bool = False
-    fill_holes_slicewise: bool = False
 
 
 @dataclass(frozen=True)
@@ -161,27 +114,14 @@ def _require(d: dict, key: str, where: str, source: Path):
 def parse_metadata(meta: dict, *, root: Path) -> ModelSpec:
     """Validate a metadata dict (as training writes it) and build the spec; no file access."""
     source = root / METADATA_PATH
-    pre = _require(meta, "preprocessing", "", source)
-    post = meta.get("postprocessing", {})
-    channels = tuple(_require(pre, "channels", "preprocessing.", source))
-    if not channels or not all(isinstance(c, str) and c for c in channels):
-        raise ModelSpecError(
-            f"model metadata {source}: preprocessing.channels must be non-empty names, found {channels}"
-        )
-    spacing = tuple(float(v) for v in _require(pre, "spacing_mm", "preprocessing.", source))
-    if len(spacing) != 3 or min(spacing) <= 0:
-        raise ModelSpecError(
-            f"model metadata {source}: preprocessing.spacing_mm must be 3 positive values, found {spacing}"
-        )
-    orientation = _require(pre, "orientation", "preprocessing.", source)
-    if orientation not in ORIENTATION_CODES:
-        raise ModelSpecError(
-            f"model metadata {source}: preprocessing.orientation must be one of {ORIENTATION_CODES}, "
-            f"found {orientation!r}"
-        )
-    patch = tuple(int(v) for v in _require(pre, "patch_size", "preprocessing.", source))
-    if len(patch) != 3 or min(patch) < 8:
-        raise ModelSpecError(f"model metadata {source}: preprocessing.patch_size must be 3 sizes >= 8, found {patch}")
+    try:
+        pre = Preprocessing.from_dict(_require(meta, "preprocessing", "", source),
+                                      where=f"model metadata {source}: preprocessing")
+        post = Postprocessing.from_dict(meta.get("postprocessing"), where=f"model metadata {source}: postprocessing")
+    except ModelSpecError:
+        raise
+    except (TypeError, ValueError) as e:
+        raise ModelSpecError(f"model metadata {source}: {e}") from e
     labels = tuple(_require(meta, "labels", "", source))
     for key in labels:
         structure(key)  # raises ModelSpecError for unknown names
@@ -198,24 +138,8 @@ def parse_metadata(meta: dict, *, root: Path) -> ModelSpec:
         version=str(_require(meta, "version", "", source)),
         sha256=sha,
         labels=labels,
-        preprocessing=Preprocessing(
-            channels=channels,
-            spacing_mm=spacing,  # type: ignore[arg-type]
-            orientation=orientation,
-            normalisation=Normalisation.from_dict(_require(pre, "normalisation", "preprocessing.", source)),
-            patch_size=patch,  # type: ignore[arg-type]
-            overlap=float(pre.get("overlap", 0.25)),
-            brain_mask_model=pre.get("brain_mask_model"),
-        ),
-        postprocessing=Postprocessing(
-            threshold=float(post.get("threshold", 0.5)),
-            min_component_mm3=float(post.get("min_component_mm3", 0.0)),
-            fill_holes=bool(post.get("fill_holes", True)),
-            dilate_mm=float(post.get("dilate_mm", 0.0)),
-            min_component_fraction=float(post.get("min_component_fraction", 0.0)),
-            largest_component=bool(post.get("largest_component", False)),
-            fill_holes_slicewise=bool(post.get("fill_holes_slicewise", False)),
-        ),
+        preprocessing=pre,
+        postprocessing=post,
         metadata=meta,
         quality=quality,
     )

@@ -9,7 +9,7 @@ import numpy as np
 from scipy import ndimage
 
 from operators.core.geometry import Volume
-from operators.core.model.spec import Postprocessing
+from operators.core.model.schema import Postprocessing
 
 logger = logging.getLogger(__name__)
 

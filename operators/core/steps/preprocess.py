@@ -1,7 +1,7 @@
 """From channel volumes on the reference grid to the network's input on the model grid, and back.
 
 Training (``training.data``) and the app call the same two functions, so what the network saw in training is what
-it sees in the clinic; every number comes from the model's :class:`~operators.core.model.spec.Preprocessing`.
+it sees in the clinic; every number comes from the model's :class:`~operators.core.model.schema.Preprocessing`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import numpy as np
 
 from operators.core.errors import GeometryError
 from operators.core.geometry import Grid, Volume, covering_grid, resample
-from operators.core.model.spec import Preprocessing
+from operators.core.model.schema import Preprocessing
 from operators.core.steps.intensity import normalise
 
 logger = logging.getLogger(__name__)

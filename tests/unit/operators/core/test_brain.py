@@ -8,6 +8,7 @@ import torch
 
 from operators.core.geometry import Grid, Volume
 from operators.core.model.predictor import TorchScriptPredictor
+from operators.core.model.schema import Postprocessing, Preprocessing, app_metadata
 from operators.core.model.spec import METADATA_PATH, MODEL_PATH, load_model_spec, sha256_of
 from operators.core.steps.brain import extract_brain
 
@@ -23,14 +24,11 @@ def bundle(root, **post):
     (root / MODEL_PATH).parent.mkdir(parents=True)
     (root / METADATA_PATH).parent.mkdir(parents=True)
     torch.jit.script(Threshold()).save(str(root / MODEL_PATH))
-    (root / METADATA_PATH).write_text(json.dumps({
-        "name": "threshold", "version": "0", "labels": ["Brain"], "sha256": sha256_of(root / MODEL_PATH),
-        "preprocessing": {"channels": ["T1c"], "spacing_mm": [2, 2, 2], "orientation": "LPS",
-                          "normalisation": {"method": "zscore", "region": "nonzero", "clip": 5, "outside": 0},
-                          "patch_size": [32, 32, 32]},
-        "postprocessing": {"threshold": 0.5, "min_component_mm3": 0, "dilate_mm": 4.0,
-                           **({"largest_component": True, "fill_holes": True, "fill_holes_slicewise": True} | post)},
-    }))
+    post = {"dilate_mm": 4.0, "largest_component": True, "fill_holes": True, "fill_holes_slicewise": True} | post
+    (root / METADATA_PATH).write_text(json.dumps(app_metadata(
+        name="threshold", version="0", labels=["Brain"], sha256=sha256_of(root / MODEL_PATH),
+        preprocessing=Preprocessing(channels=("T1c",), patch_size=(32, 32, 32)),
+        postprocessing=Postprocessing(**post))))
     return load_model_spec(root)
 
 

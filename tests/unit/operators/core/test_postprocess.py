@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from operators.core.geometry import Grid, Volume
-from operators.core.model.spec import Postprocessing
+from operators.core.model.schema import Postprocessing
 from operators.core.steps.postprocess import postprocess
 
 

@@ -8,7 +8,7 @@ from dicom_synth import rotation
 
 from operators.core.errors import GeometryError
 from operators.core.geometry import Grid, Volume
-from operators.core.model.spec import Preprocessing
+from operators.core.model.schema import Preprocessing
 from operators.core.steps.intensity import Normalisation
 from operators.core.steps.preprocess import MIN_PATCH_FRACTION, check_extent, to_model_input
 
