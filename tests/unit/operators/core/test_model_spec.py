@@ -79,7 +79,8 @@ def test_missing_folder(tmp_path):
     [
         ({"labels": ["Tumour"]}, "label name 'Tumour' is not in the structure registry"),
         ({"sha256": "abc"}, "sha256 must be 64 hex characters"),
-        ({"preprocessing": {"channels": ["T1c"]}}, r"metadata\.json: preprocessing: required field 'spacing_mm' is missing"),
+        ({"preprocessing": {"channels": ["T1c"]}},
+         r"metadata\.json: preprocessing: required field 'spacing_mm' is missing"),
     ],
 )
 def test_bad_fields_name_the_field(tmp_path, override, message):
