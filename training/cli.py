@@ -30,6 +30,9 @@ from operators.core.errors import GtvError
 logger = logging.getLogger("training")
 
 
+MIRROR_HELP = ("test-time mirroring of the GTV model: mirror axes of the model grid, any of x (left-right), y, z, "
+               "e.g. xyz (8 network calls per window); default none, as the app runs")
+
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", required=True, help="YAML configuration")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -74,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--brain", choices=("app", "image"), default="app",
                    help="app: brain extraction as the app runs it (default); image: the image's own non-zero region "
                         "(skull-stripped data; a diagnostic of the GTV model alone)")
+    v.add_argument("--mirror", default="", metavar="AXES", help=MIRROR_HELP)
     d = sub.add_parser("evaluate-dicom", help="the app's GTV on DICOM studies against their MaskTumor series")
     d.add_argument("--models", required=True, help="folder of bundles (GTV and brain extraction)")
     d.add_argument("--data", required=True, help="e.g. ../shared/data/tcia-brain-tumor-progression")
@@ -81,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--device", default="auto")
     d.add_argument("--exclude-series", metavar="REGEX",
                    help="leave out the series whose SeriesDescription matches (e.g. FLAIR: the study without it)")
+    d.add_argument("--mirror", default="", metavar="AXES", help=MIRROR_HELP)
     b = sub.add_parser("evaluate-brats-dicom", help="BraTS cases written as DICOM studies (1 mm, 5 mm slices at 6 mm, "
                                                     "oblique feet-first), through the app's path")
     b.add_argument("--models", required=True, help="folder of bundles (GTV and brain extraction)")
@@ -202,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
             from training.dicom_eval import evaluate_dicom
 
             s = evaluate_dicom(args.models, args.data, args.out, device=args.device,
-                               exclude=args.exclude_series)["summary"]
+                               exclude=args.exclude_series, mirror=args.mirror)["summary"]
             logger.info("mean Dice vs MaskTumor %.4f; MaskTumor inside the brain mask %.4f; predicted outside the "
                         "brain %.2f cm3", s["dsc"]["mean"], s["reference_in_brain_fraction"]["mean"],
                         s["outside_brain_predicted_cm3"]["mean"])
@@ -247,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
             from training.evaluate import evaluate
 
             result = evaluate(args.model, args.data, args.out, case_ids=args.cases, device=args.device,
-                              brain=args.brain)
+                              brain=args.brain, mirror=args.mirror)
             if result["summary"]:
                 s = result["summary"]
                 logger.info("mean DSC %.4f, HD95 %.2f mm, ASD %.2f mm over %d cases", s["dsc"]["mean"],

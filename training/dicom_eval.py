@@ -36,7 +36,7 @@ from operators.core.dicom.folder import choose_study, scan_folder
 from operators.core.dicom.series import Study
 from operators.core.dicom.volume import series_to_volume
 from operators.core.geometry import Volume, resample
-from operators.core.model.predictor import load_models
+from operators.core.model.predictor import Mirroring, load_models
 from operators.core.model.spec import ModelSpec, find_gtv_models
 from operators.core.pipeline import segment
 from operators.core.selection.configuration import choose_configuration
@@ -115,8 +115,8 @@ class AppModels:
     """Every GTV model (channel configuration) of a models folder, chosen per study as the app chooses
     (:mod:`operators.core.selection.configuration`), each loaded on first use."""
 
-    def __init__(self, root: str | Path, *, device: str = "auto") -> None:
-        self.root, self.device = Path(root), device
+    def __init__(self, root: str | Path, *, device: str = "auto", mirror: Mirroring | None = None) -> None:
+        self.root, self.device, self.mirror = Path(root), device, mirror
         self.specs = find_gtv_models(root)
         self._loaded: dict[Path, tuple] = {}
 
@@ -124,7 +124,8 @@ class AppModels:
         """The study to contour and ``(spec, predictor, brain)`` of the configuration it supports."""
         conf = choose_configuration(studies, self.specs, rules)
         if conf.spec.root not in self._loaded:
-            self._loaded[conf.spec.root] = load_models(self.root, device=self.device, spec=conf.spec)
+            self._loaded[conf.spec.root] = load_models(self.root, device=self.device, spec=conf.spec,
+                                                        mirror=self.mirror)
         return conf.study, self._loaded[conf.spec.root]
 
 
@@ -199,11 +200,12 @@ APP_RULES = Path(__file__).resolve().parents[1] / "app" / "series_rules.json"
 
 
 def evaluate_dicom(models: str | Path, data: str | Path, out: str | Path, *, rules: Path = APP_RULES,
-                   device: str = "auto", exclude: str | None = None) -> dict:
+                   device: str = "auto", exclude: str | None = None, mirror: str = "") -> dict:
     """Evaluate every study under ``data`` with the GTV model the app would choose for it (``exclude``: leave out
-    the series whose description matches, e.g. ``FLAIR``); write ``out/metrics.json`` and return it."""
+    the series whose description matches, e.g. ``FLAIR``; ``mirror``: test-time mirroring axes of the GTV model);
+    write ``out/metrics.json`` and return it."""
     rules_dict = load_rules(rules)
-    loaded = AppModels(models, device=device)
+    loaded = AppModels(models, device=device, mirror=Mirroring(mirror))
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     studies = find_studies(Path(data))

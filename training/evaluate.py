@@ -21,7 +21,7 @@ import SimpleITK as sitk
 from tqdm import tqdm
 
 from operators.core.geometry import volume_to_sitk
-from operators.core.model.predictor import make_predictor
+from operators.core.model.predictor import Mirroring, make_predictor
 from operators.core.model.spec import find_model
 from operators.core.pipeline import segment
 from operators.core.steps.brain import BrainMask
@@ -50,12 +50,13 @@ def find_brain_model(spec, device: str = "auto"):
 
 
 def evaluate(model_dir: str | Path, data_dir: str | Path, out_dir: str | Path, *, case_ids: list[str] | None = None,
-             device: str = "auto", progress: bool = True, brain: str = "app") -> dict:
-    """Segment every case; return (and write) the metrics dict. ``brain``: see the module docstring."""
+             device: str = "auto", progress: bool = True, brain: str = "app", mirror: str = "") -> dict:
+    """Segment every case; return (and write) the metrics dict. ``brain``: see the module docstring; ``mirror``:
+    test-time mirroring axes of the GTV model (:class:`~operators.core.model.window.Mirroring`), none by default."""
     if brain not in BRAIN_MODES:
         raise ValueError(f"brain must be one of {BRAIN_MODES}, found {brain!r}")
     spec = find_model(model_dir)
-    predictor = make_predictor(spec, device=device)
+    predictor = make_predictor(spec, device=device, mirror=Mirroring(mirror))
     uses_brain = bool(spec.preprocessing.brain_mask_model)
     brain_model = find_brain_model(spec, device) if uses_brain and brain == "app" else None
     out = Path(out_dir)

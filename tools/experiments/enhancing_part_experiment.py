@@ -11,7 +11,7 @@ then the GTV voxels where T1post minus T1pre, each z-scored inside the brain, ex
 signal after contrast than before, relative to the brain). BraTS here has no pre-contrast T1 to fit a threshold on,
 so the Dice for other thresholds is printed as a curve over the same studies: tuned on them, not a valid estimate.
 
-    python -m tools.experiments.enhancing_part_experiment --models models [--tta xyz] [--t1pre T1pre_reg] [--out F.json]
+    python -m tools.experiments.enhancing_part_experiment --models models [--mirror xyz] [--t1pre T1pre_reg] [--out F.json]
 
 Measured (README), TCIA mean Dice for the bundled model: GTV 0.385, its T1c-bright part (t = -0.25) 0.421,
 its part that enhances over T1pre 0.520.
@@ -65,18 +65,14 @@ def main() -> int:
     p.add_argument("--brats", type=Path, default=REPO / "../shared/data/brats2018")
     p.add_argument("--split", type=Path, default=REPO / "training/splits/brats2018.json")
     p.add_argument("--tcia", type=Path, default=REPO / "../shared/data/tcia-brain-tumor-progression")
-    p.add_argument("--tta", default="", help="mirror axes for the TTA of tools/experiments/tta_experiment.py")
+    p.add_argument("--mirror", default="", help="test-time mirroring axes of the GTV model (e.g. xyz), none by default")
     p.add_argument("--t1pre", help="SeriesDescription of the registered pre-contrast T1 (TCIA: T1pre_reg)")
     p.add_argument("--out", type=Path)
     a = p.parse_args()
     logging.basicConfig(level="WARNING")
-    if a.tta:
-        from tools.experiments.tta_experiment import AXES, install
-
-        install([AXES[c] for c in a.tta])
     from operators.core.dicom.folder import scan_folder
     from operators.core.dicom.volume import series_to_volume
-    from operators.core.model.predictor import load_models
+    from operators.core.model.predictor import Mirroring, load_models
     from operators.core.selection.series import load_rules
 
     split = load_split(a.split)
@@ -84,7 +80,7 @@ def main() -> int:
     t = max(THRESHOLDS, key=lambda x: train[x])
     print(f"t fitted on {len(split['train'])} BraTS training cases: {t} (enhancing-tumour Dice {train[t]:.3f}; "
           f"validation {val[t]:.3f})")
-    models, rules = load_models(a.models, device="cpu"), load_rules(APP_RULES)
+    models, rules = load_models(a.models, device="cpu", mirror=Mirroring(a.mirror)), load_rules(APP_RULES)
     studies = {}
     for s in find_studies(a.tcia):
         seg = segment_study(s, models, rules)
@@ -108,7 +104,7 @@ def main() -> int:
     mean = {k: float(np.mean([v[k] for v in studies.values()])) for k in keys}
     print("TCIA mean", {k: round(v, 3) for k, v in mean.items()})
     if a.out:
-        a.out.write_text(json.dumps({"models": str(a.models), "tta": a.tta, "t": t, "brats_train": train,
+        a.out.write_text(json.dumps({"models": str(a.models), "mirror": a.mirror, "t": t, "brats_train": train,
                                      "brats_validation": val, "tcia": studies, "tcia_mean": mean}, indent=1))
     return 0
 

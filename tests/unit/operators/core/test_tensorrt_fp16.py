@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from operators.core.model import predictor as predictor_module
+from operators.core.model import tensorrt_backend as predictor_module
 
 #: TensorRT Python API that TensorRT 11 removed (NVIDIA's 10.x to 11.x migration guide: weak typing is gone)
 REMOVED_IN_TRT11 = {"FP16", "BF16", "INT8", "FP8", "STRICT_TYPES", "OBEY_PRECISION_CONSTRAINTS",
