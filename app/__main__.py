@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         from operators.core.model.spec import find_gtv_models
         from operators.core.record import RunRecord
         from operators.core.selection.configuration import choose_configuration
-        from operators.core.selection.series import load_rules
+        from operators.core.selection.rules import load_rules
 
         record = RunRecord()
         rules = load_rules(config.rules)

@@ -93,7 +93,7 @@ def evaluate_poor_inputs(models: str | Path, study: str | Path, out: str | Path,
     """The three poor inputs made from ``study`` (a TCIA study with T1post, T1prereg, FLAIRreg, MaskTumor) through
     the app's path; ``out/metrics.json`` in evaluate-dicom's layout (Dice against MaskTumor, quality)."""
     from operators.core.model.predictor import load_models
-    from operators.core.selection.series import load_rules
+    from operators.core.selection.rules import load_rules
     from training.dicom_eval import APP_RULES, evaluate_study
 
     study, out = Path(study), Path(out)

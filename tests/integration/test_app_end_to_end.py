@@ -221,7 +221,7 @@ def test_graph_equals_the_pipeline_composition(app_run):
         pytest.skip("checked with the bundled models")
     from operators.core.model.predictor import load_models
     from operators.core.pipeline import segment
-    from operators.core.selection.series import load_rules
+    from operators.core.selection.rules import load_rules
     from training.dicom_eval import load_study
 
     spec, predictor, brain = load_models(REPO / "models")

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from operators.core.model.predictor import load_models
-from operators.core.selection.series import load_rules
+from operators.core.selection.rules import load_rules
 from training.dicom_eval import APP_RULES, evaluate_study, find_studies
 
 pytestmark = pytest.mark.integration

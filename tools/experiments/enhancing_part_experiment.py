@@ -11,7 +11,8 @@ then the GTV voxels where T1post minus T1pre, each z-scored inside the brain, ex
 signal after contrast than before, relative to the brain). BraTS here has no pre-contrast T1 to fit a threshold on,
 so the Dice for other thresholds is printed as a curve over the same studies: tuned on them, not a valid estimate.
 
-    python -m tools.experiments.enhancing_part_experiment --models models [--mirror xyz] [--t1pre T1pre_reg] [--out F.json]
+    python -m tools.experiments.enhancing_part_experiment --models models [--mirror xyz] [--t1pre T1pre_reg] \
+        [--out F.json]
 
 Measured (README), TCIA mean Dice for the bundled model: GTV 0.385, its T1c-bright part (t = -0.25) 0.421,
 its part that enhances over T1pre 0.520.
@@ -73,7 +74,7 @@ def main() -> int:
     from operators.core.dicom.folder import scan_folder
     from operators.core.dicom.volume import series_to_volume
     from operators.core.model.predictor import Mirroring, load_models
-    from operators.core.selection.series import load_rules
+    from operators.core.selection.rules import load_rules
 
     split = load_split(a.split)
     train, val = brats_table(a.brats, split["train"]), brats_table(a.brats, split["validation"])
