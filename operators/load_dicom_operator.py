@@ -6,8 +6,9 @@ from pathlib import Path
 from typing import ClassVar
 
 from operators.base import REQUIRED, GtvOperator
-from operators.core.dicom.folder import choose_study, scan_folder
+from operators.core.dicom.folder import scan_folder
 from operators.core.dicom.series import Study
+from operators.core.selection.study import choose_study
 
 
 class LoadDicomOperator(GtvOperator):

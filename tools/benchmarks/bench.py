@@ -81,11 +81,12 @@ def timed(results: dict, name: str, fn, repeat: int):
 def ours(study: Path, models: Path, backend: str, device: str, repeat: int, *,
          torchscript: TorchScriptOptions) -> tuple[dict, dict]:
     from app.config import DEFAULT_RULES
-    from operators.core.dicom.folder import choose_study, scan_folder
+    from operators.core.dicom.folder import scan_folder
     from operators.core.dicom.volume import series_to_volume
     from operators.core.labels import structure
     from operators.core.model.predictor import load_models
     from operators.core.selection.series import load_rules, select_series
+    from operators.core.selection.study import choose_study
     from operators.core.steps.brain import extract_brain
     from operators.core.steps.postprocess import postprocess
     from operators.core.steps.preprocess import align_to_reference, to_model_input, to_reference
@@ -208,12 +209,13 @@ def core_once(study: Path, models: Path, backend: str, device: str, out: Path, *
 
     mark("monai_imported")
     from app.config import DEFAULT_RULES
-    from operators.core.dicom.folder import choose_study, scan_folder
+    from operators.core.dicom.folder import scan_folder
     from operators.core.dicom.volume import series_to_volume
     from operators.core.labels import structure
     from operators.core.model.predictor import load_models
     from operators.core.pipeline import segment
     from operators.core.selection.series import load_rules, select_series
+    from operators.core.selection.study import choose_study
     from operators.core.steps.brain import extract_brain
     from operators.core.steps.preprocess import align_to_reference
     from operators.core.writers.rtstruct import build_rtstruct

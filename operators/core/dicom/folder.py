@@ -1,36 +1,35 @@
-"""Find the DICOM studies in an input folder, and pick the one study to contour.
+"""Find the DICOM studies in an input folder.
 
 :func:`scan_folder` reads headers only (``stop_before_pixels=True``) from every file under a folder, whatever the
 layout and file names, and groups them by StudyInstanceUID then SeriesInstanceUID. Enhanced (multi-frame) MR
 instances are split into one :class:`Instance` per frame, whose header carries that frame's geometry, so that the
 rest of the pipeline sees single-frame slices; each such header records its frame number (1-based) in
 ReferencedFrameNumber (0008,1160), which the SEG and RTSTRUCT writers use to reference the frame.
-:func:`choose_study` applies the documented rule for inputs that hold several studies. Logs and messages name files by
-path relative to the input folder and studies by UID; they never carry patient names, IDs, birth dates or accession
-numbers.
+The splitting is :mod:`operators.core.dicom.multiframe`; the choice of one study among several is
+:func:`operators.core.selection.study.choose_study`. Logs and messages name files by path relative to the input folder
+and studies by UID; they never carry patient names, IDs, birth dates or accession numbers.
 """
 
 from __future__ import annotations
 
-import copy
 import logging
 import os
 import struct
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pydicom
 from pydicom import Dataset
-from pydicom.dataset import FileMetaDataset
 from pydicom.errors import BytesLengthException, InvalidDicomError
 from pydicom.filereader import read_file_meta_info
 from pydicom.uid import UID
 
+from operators.core.dicom.multiframe import frame_headers, is_multiframe
 from operators.core.dicom.series import Instance, Series, Study
-from operators.core.errors import InputDataError, SeriesSelectionError
-from operators.core.selection.series import MR_IMAGE_SOP_CLASSES, assign_series, is_selectable
+from operators.core.errors import InputDataError
+from operators.core.selection.series import MR_IMAGE_SOP_CLASSES
 
 logger = logging.getLogger(__name__)
 
@@ -41,20 +40,6 @@ _LISTED = 3  # how many example paths a summary log line names
 _READ_ERRORS = (OSError, EOFError, ValueError, TypeError, KeyError, IndexError, OverflowError, NotImplementedError,
                 struct.error, zlib.error, BytesLengthException)
 
-# Functional-group macros copied into each frame's header: sequence keyword -> attributes taken from its item.
-_FRAME_GROUPS: dict[str, tuple[str, ...]] = {
-    "PlanePositionSequence": ("ImagePositionPatient",),
-    "PlaneOrientationSequence": ("ImageOrientationPatient",),
-    "PixelMeasuresSequence": ("PixelSpacing", "SliceThickness", "SpacingBetweenSlices"),
-    "PixelValueTransformationSequence": ("RescaleSlope", "RescaleIntercept", "RescaleType"),
-    "MRTimingAndRelatedParametersSequence": ("RepetitionTime", "FlipAngle"),
-    "MRImageFrameTypeSequence": ("FrameType",),
-    "MRModifierSequence": ("InversionRecovery",),
-    "ContrastBolusUsageSequence": ("ContrastBolusAgentAdministered",),
-}
-_SPLIT_AWAY = ("PerFrameFunctionalGroupsSequence", "SharedFunctionalGroupsSequence")
-# Legacy Converted Enhanced images keep the classic attributes that have no functional group in these sequences.
-_UNASSIGNED = ("UnassignedSharedConvertedAttributesSequence", "UnassignedPerFrameConvertedAttributesSequence")
 _UID_TAGS = (
     ("StudyInstanceUID", "(0020,000D)"), ("SeriesInstanceUID", "(0020,000E)"), ("SOPInstanceUID", "(0008,0018)"),
 )
@@ -134,7 +119,7 @@ def scan_folder(root: Path) -> list[Study]:
             continue
         seen[sop_uid] = (rel, header)
         bucket = grouped.setdefault(study_uid, {}).setdefault(series_uid, [])
-        if _is_multiframe_functional(header):
+        if is_multiframe(header):
             bucket.extend(Instance(path=path, header=h, frame=f) for f, h in enumerate(frame_headers(header)))
         else:
             bucket.append(Instance(path=path, header=header))
@@ -274,153 +259,3 @@ def _series(series_uid: str, instances: list[Instance]) -> Series:
 
 def _series_order(series: Series) -> tuple:
     return (series.series_number is None, series.series_number or 0, series.series_instance_uid)
-
-
-# ----------------------------------------------------------------------------------------------- multi-frame
-def _is_multiframe_functional(header: Dataset) -> bool:
-    return "PerFrameFunctionalGroupsSequence" in header or "SharedFunctionalGroupsSequence" in header
-
-
-def frame_headers(header: Dataset) -> list[Dataset]:
-    """One header per frame of an enhanced (functional-group) instance, ``[frame 1, frame 2, ...]``.
-
-    Each is the top-level header without the functional-group sequences, plus the frame's attributes from the
-    shared then per-frame groups (per-frame wins): ImagePositionPatient, ImageOrientationPatient, PixelSpacing,
-    SliceThickness, RescaleSlope/Intercept, RepetitionTime, EchoTime (from EffectiveEchoTime), InversionTime
-    (first of InversionTimes). Where the classic attributes are absent it also sets ScanningSequence (from
-    EchoPulseSequence, InversionRecovery, EchoPlanarPulseSequence) and ContrastBolusAgent (from
-    ContrastBolusAgentSequence), so selection rules written for classic MR headers apply. Legacy Converted Enhanced
-    images also give back the standard attributes of their Unassigned Shared / Per-Frame Converted Attributes
-    sequences (where the header does not already hold them).
-
-    Every header holds ReferencedFrameNumber (0008,1160): the frame's number (1-based) in this SOP instance, which is
-    how the SEG and RTSTRUCT writers reference that frame. SOPInstanceUID stays the instance's.
-    """
-    shared_seq = header.get("SharedFunctionalGroupsSequence") or []
-    shared = shared_seq[0] if len(shared_seq) else Dataset()
-    per_frame = header.get("PerFrameFunctionalGroupsSequence") or []
-    count = int(header.get("NumberOfFrames", 0) or 0) or max(len(per_frame), 1)
-    base = Dataset()
-    for elem in header:
-        if elem.keyword not in _SPLIT_AWAY:
-            base.add(elem)
-    out: list[Dataset] = []
-    for f in range(count):
-        ds = Dataset()
-        for elem in base:
-            ds.add(copy.deepcopy(elem))  # each frame header owns its elements: changing one never changes another
-        ds.file_meta = getattr(header, "file_meta", None) or FileMetaDataset()
-        groups = (shared, per_frame[f] if f < len(per_frame) else Dataset())
-        for group in groups:
-            _copy_frame_group(group, ds)
-        for group in reversed(groups):  # per-frame before shared: the first value set wins
-            _copy_unassigned(group, ds)
-        _classic_mr_attributes(ds)
-        ds.ReferencedFrameNumber = f + 1
-        out.append(ds)
-    return out
-
-
-def _copy_unassigned(group: Dataset, ds: Dataset) -> None:
-    for keyword in _UNASSIGNED:
-        item = _first_item(group, keyword)
-        if item is None:
-            continue
-        for elem in item:
-            if not elem.tag.is_private and elem.keyword and elem.tag not in ds:
-                ds.add(copy.deepcopy(elem))
-
-
-def _copy_frame_group(group: Dataset, ds: Dataset) -> None:
-    for seq_keyword, keywords in _FRAME_GROUPS.items():
-        item = _first_item(group, seq_keyword)
-        if item is None:
-            continue
-        for keyword in keywords:
-            if keyword in item:
-                ds[keyword] = copy.deepcopy(item[keyword])
-    echo = _first_item(group, "MREchoSequence")
-    if echo is not None and echo.get("EffectiveEchoTime") is not None:
-        ds.EchoTime = round(float(echo.EffectiveEchoTime), 6)
-    modifier = _first_item(group, "MRModifierSequence")
-    if modifier is not None and modifier.get("InversionTimes"):
-        times = modifier.InversionTimes
-        ds.InversionTime = round(float(times[0] if isinstance(times, Sequence) else times), 6)
-
-
-def _first_item(ds: Dataset, keyword: str) -> Dataset | None:
-    seq = ds.get(keyword)
-    return seq[0] if seq is not None and len(seq) else None
-
-
-def _classic_mr_attributes(ds: Dataset) -> None:
-    if "ScanningSequence" not in ds:
-        codes = {"SPIN": ["SE"], "GRADIENT": ["GR"], "BOTH": ["SE", "GR"]}.get(str(ds.get("EchoPulseSequence", "")),
-                                                                             [])
-        if str(ds.get("InversionRecovery", "")).upper() == "YES":
-            codes.append("IR")
-        if str(ds.get("EchoPlanarPulseSequence", "")).upper() == "YES":
-            codes.append("EP")
-        if codes:
-            ds.ScanningSequence = codes if len(codes) > 1 else codes[0]
-    agent = _first_item(ds, "ContrastBolusAgentSequence")
-    administered = str(ds.get("ContrastBolusAgentAdministered", "YES")).upper()
-    if not ds.get("ContrastBolusAgent") and agent is not None and administered == "YES":
-        ds.ContrastBolusAgent = str(agent.get("CodeMeaning", "") or "recorded")[:64]
-
-
-# ----------------------------------------------------------------------------------------------- study choice
-def choose_study(
-    studies: Sequence[Study],
-    *,
-    channels: Sequence[str] | None = None,
-    rules: Mapping[str, Any] | None = None,
-) -> Study:
-    """The one study to contour; studies are never mixed.
-
-    Rule: all studies must belong to one patient (PatientID), else :class:`InputDataError` ("N different
-    patients"; the IDs are not printed). One study is returned as is. Of several studies, the one study that is
-    *usable* is returned: with ``channels`` and ``rules`` given, usable means every channel finds a series
-    (:func:`operators.core.selection.series.select_series` would succeed); without them, it means the study holds at
-    least one MR image series that passes the hard exclusions. No usable study, or more than one, raises
-    :class:`InputDataError` listing each study by UID, number of series and modalities.
-    """
-    if not studies:
-        raise InputDataError("the input holds no DICOM study")
-    patients = {
-        str(series.first.get("PatientID", "") or "") for study in studies for series in study.series
-    }
-    if len(patients) > 1:
-        raise InputDataError(
-            f"the input holds {len(studies)} studies of {len(patients)} different patients (by PatientID); "
-            "give the studies of one patient only"
-        )
-    if len(studies) == 1:
-        return studies[0]
-    usable = [s for s in studies if _usable(s, channels, rules)]
-    if len(usable) == 1:
-        logger.info("input holds %d studies; using the only usable one, %s", len(studies),
-                    usable[0].study_instance_uid)
-        return usable[0]
-    what = "no study is" if not usable else f"{len(usable)} studies are"
-    listing = "\n".join(f"  - {_describe_study(s)}" for s in studies)
-    raise InputDataError(
-        f"the input holds {len(studies)} studies and {what} usable for the model "
-        f"({'every channel finds a series' if channels and rules else 'holds an MR image series'}); "
-        f"give one study only:\n{listing}"
-    )
-
-
-def _usable(study: Study, channels: Sequence[str] | None, rules: Mapping[str, Any] | None) -> bool:
-    if channels and rules:
-        try:
-            assign_series(study, channels, rules)
-        except SeriesSelectionError:
-            return False
-        return True
-    return any(is_selectable(series) and series.modality.upper() == "MR" for series in study.series)
-
-
-def _describe_study(study: Study) -> str:
-    modalities = sorted({s.modality or "?" for s in study.series})
-    return f"study {study.study_instance_uid}: {len(study.series)} series, modalities {'/'.join(modalities)}"

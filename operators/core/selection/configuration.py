@@ -16,11 +16,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from operators.core.dicom.folder import choose_study
 from operators.core.dicom.series import Study
 from operators.core.errors import InputDataError, SeriesSelectionError
 from operators.core.model.spec import ModelSpec
 from operators.core.selection.series import assign_series
+from operators.core.selection.study import choose_study
 
 logger = logging.getLogger(__name__)
 REQUIRED = "T1c"
@@ -56,7 +56,7 @@ def choose_configuration(studies: Sequence[Study], specs: Sequence[ModelSpec], r
     Raises:
         SeriesSelectionError: no configuration is supported; when the study has no T1 post-contrast series the
             message says that T1c is required, then why its selection failed.
-        InputDataError: the input holds no usable study (as :func:`operators.core.dicom.folder.choose_study`).
+        InputDataError: the input holds no usable study (as :func:`operators.core.selection.study.choose_study`).
     """
     passed: list[tuple[tuple[str, ...], str]] = []
     last: Exception | None = None

@@ -35,7 +35,7 @@ RTSTRUCT content decisions:
   between the reference image's ImagePositionPatient and the grid's slice origin, so every contour lies exactly in
   the plane of the image it references even when the stack is only nearly regular.
 * Multi-frame references (an enhanced MR instance holding the slices as frames): a reference header with
-  ReferencedFrameNumber (0008,1160), as :func:`operators.core.dicom.folder.frame_headers` makes them, is that frame of
+  ReferencedFrameNumber (0008,1160), as ``multiframe.frame_headers`` makes them, is that frame of
   its SOP instance. Each contour's ContourImageSequence item then names the frame (ReferencedFrameNumber); the
   RTReferencedSeriesSequence lists each SOP instance once, with the frame numbers only where the reference does not
   use all of its frames (PS3.3 Image SOP Instance Reference Macro).

@@ -1,7 +1,7 @@
 """DICOM Segmentation (binary) of the contoured structures, referencing the reference series (highdicom).
 
 The reference series is either single-frame instances (one per slice) or the frames of one multi-frame (enhanced)
-instance, whose per-frame headers (:func:`operators.core.dicom.folder.frame_headers`) carry their frame number in
+instance, whose per-frame headers (:func:`operators.core.dicom.multiframe.frame_headers`) carry their frame number in
 ReferencedFrameNumber (0008,1160). highdicom references the frames of a multi-frame source through its functional
 groups, so for such a series :func:`build_seg` gives highdicom one source header rebuilt from the per-frame headers:
 PlaneOrientation and PixelMeasures shared (``series_to_volume`` has checked that they agree), PlanePosition per frame,

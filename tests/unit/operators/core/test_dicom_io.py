@@ -14,10 +14,12 @@ from pydicom import Dataset
 from pydicom.dataset import FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
-from operators.core.dicom.folder import choose_study, frame_headers, scan_folder
+from operators.core.dicom.folder import scan_folder
+from operators.core.dicom.multiframe import frame_headers
 from operators.core.dicom.series import Study
 from operators.core.errors import InputDataError
 from operators.core.selection.series import load_rules, select_series
+from operators.core.selection.study import choose_study
 
 RULES = Path(__file__).resolve().parents[4] / "app" / "series_rules.json"
 SERIES_NAMES = {"T1post", "T1pre_reg", "FLAIR_reg", "T2_reg", "Mask_Tumor"}

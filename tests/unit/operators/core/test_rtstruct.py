@@ -397,7 +397,7 @@ ENHANCED_MR_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.4.1"
 
 
 def _multiframe_inputs(frame_of_slice: tuple[int, ...] = (3, 1, 2)) -> tuple[Volume, list[Dataset]]:
-    """Per-frame headers of one enhanced instance (as dicom_io.frame_headers makes them); slice k is frame
+    """Per-frame headers of one enhanced instance (as multiframe.frame_headers makes them); slice k is frame
     ``frame_of_slice[k]``."""
     mask, reference = _inputs()
     uid = reference[0].SOPInstanceUID
