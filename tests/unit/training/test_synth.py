@@ -19,9 +19,9 @@ from training.synth import (
     SynthConfig,
     brain_centre_lps,
     generate,
-    save_preview,
     simulate_thick_slices,
 )
+from training.synth_preview import save_preview
 
 DATA = Path(__file__).resolve().parents[3] / "../shared/data"
 MAPS = DATA / "synthseg-label-maps"
