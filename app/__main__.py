@@ -73,7 +73,6 @@ def main(argv: list[str] | None = None) -> int:
         specs = find_gtv_models(config.models)
         with record.stage("load"):  # headers only: which channel configuration (GTV model) this study supports
             configuration = choose_configuration(scan_folder(config.input), specs, rules)
-        record.decisions["configuration"] = configuration.decision()
         for channels, why in configuration.passed_over:
             record.warnings.append(f"channels {'+'.join(channels)} not used: {why}")
         with record.stage("model_load"):
@@ -84,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         staging = Path(tempfile.mkdtemp(prefix=".gtv-partial-", dir=config.output))
         log.info("input %s, output %s, model %s %s", config.input, config.output, spec.name, spec.version)
         GtvContourApp(config=config, spec=spec, predictor=predictor, rules=rules, staging=staging, record=record,
-                      brain=brain, study=configuration.study).run()
+                      brain=brain, study=configuration.study, configuration=configuration.decision()).run()
         if record.error is not None:
             raise record.error
         outputs = _publish(staging, config.output)

@@ -47,6 +47,7 @@ class GtvContourApp(Application):
         staging: folder the writers write into (moved into the output folder by the caller on success).
         record: this run's record (timings, decisions, warnings, the fatal error if any).
         study: the study already scanned (headers) to choose the channel configuration; None to scan in the graph.
+        configuration: that choice, for the report (``Configuration.decision()``, operators.core.selection).
     """
 
     name = "gbm-gtv-contour"
@@ -54,9 +55,10 @@ class GtvContourApp(Application):
     version = "0.1.0"
 
     def __init__(self, *, config: AppConfig, spec: ModelSpec, predictor: Predictor, rules: dict, staging: Path,
-                 record: RunRecord, brain: tuple[ModelSpec, Predictor] | None = None, study=None) -> None:
+                 record: RunRecord, brain: tuple[ModelSpec, Predictor] | None = None, study=None,
+                 configuration: dict | None = None) -> None:
         self.config, self.spec, self.predictor, self.rules, self.brain = config, spec, predictor, rules, brain
-        self.study = study
+        self.study, self.configuration = study, configuration
         self.staging, self.record = staging, record
         super().__init__([__file__])
 
@@ -75,7 +77,8 @@ class GtvContourApp(Application):
         seg = WriteDicomSegOperator(self, name="write_seg", output_folder=self.staging, model=model, record=r)
         rt = WriteRTStructOperator(self, name="write_rtstruct", output_folder=self.staging, model=model, record=r)
         report = WriteReportOperator(self, name="write_report", output_folder=self.staging, model=model, record=r,
-                                     channels=spec.preprocessing.channels, validation=spec.validation())
+                                     channels=spec.preprocessing.channels, validation=spec.validation(),
+                                     configuration=self.configuration)
 
         self.add_flow(load, select, {(load.OUT_STUDY, select.IN_STUDY)})
         self.add_flow(select, to_volume, {(select.OUT_SELECTION, to_volume.IN_SELECTION)})

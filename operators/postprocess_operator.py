@@ -27,16 +27,13 @@ class PostprocessOperator(GtvOperator):
                                       headers=case.reference_headers)
         labels, models = list(self.model_spec.labels), [self.model_spec.identity()] * len(self.model_spec.labels)
         masks = [r.mask for r in results]
-        for label, result in zip(labels, results):
-            volume_cm3 = result.mask.array.sum() * result.mask.grid.voxel_volume_mm3 / 1000.0
-            self.record.decisions[f"{label}_volume_cm3"] = round(float(volume_cm3), 3)
+        for label, result in zip(labels, results):  # a fact for the report; the masks travel on the port
             self.record.decisions[f"{label}_removed_components"] = result.removed_components
         for flag in quality.flags:  # one WARNING line per flag
             self.record.warn(f"quality {quality.verdict.upper()}: {flag.code}: {flag.message}")
         if brain is not None:  # the brain is delivered as an organ at risk beside the GTV
             masks.append(brain.tissue)
             labels.append("Brain")
-            self.record.decisions["Brain_volume_cm3"] = round(brain.cm3()[0], 3)
             models.append(brain.model)
         op_output.emit(Contours(masks=tuple(masks), labels=tuple(labels), case=case, models=tuple(models),
                                 quality=quality), self.OUT_CONTOURS)

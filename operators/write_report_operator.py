@@ -24,11 +24,12 @@ class WriteReportOperator(GtvOperator):
     IN_RTSTRUCT = "rtstruct_written"
 
     PARAMETERS: ClassVar[dict[str, object]] = {"output_folder": REQUIRED, "model": REQUIRED, "channels": (),
-                                               "validation": None}
+                                               "validation": None, "configuration": None}
     output_folder: Path
     model: dict
     channels: tuple[str, ...]
     validation: dict | None
+    configuration: dict | None  # the channel-configuration decision (operators.core.selection.configuration)
 
     def run(self, op_input, op_output) -> None:
         contours: Contours = op_input.receive(self.IN_CONTOURS)
@@ -37,8 +38,9 @@ class WriteReportOperator(GtvOperator):
         label = contours.labels[0]
         models = contours.models or (self.model,) * len(contours.labels)
         quality = contours.quality
+        volumes = contours.volumes_cm3()
         with self.record.stage("report"):
-            volume = self.record.decisions.get(f"{label}_volume_cm3", 0.0)
+            volume = volumes[label]
             oars = [structure(k).tg263_name for k in contours.labels[1:]]
             used = "+".join(self.channels)
             accuracy = (f", validation DSC {self.validation['dsc']:.2f} (n = {self.validation['n']})"
@@ -57,11 +59,11 @@ class WriteReportOperator(GtvOperator):
         report = {
             "status": "UNAPPROVED",
             "model": self.model,
-            "configuration": {**self.record.decisions.get("configuration", {}), "channels": list(self.channels),
+            "configuration": {**(self.configuration or {}), "channels": list(self.channels),
                               "validation": self.validation},
             "quality": quality.to_dict() if quality is not None else None,
             "quality_signals": quality.signals if quality is not None else None,
-            "structures": {lab: {"volume_cm3": self.record.decisions.get(f"{lab}_volume_cm3"), "model": mdl}
+            "structures": {lab: {"volume_cm3": volumes[lab], "model": mdl}
                            for lab, mdl in zip(contours.labels, models)},
             "review_png": {"file": PNG_FILE, "slices_shown": [k + 1 for k in slices]},
             "decisions": self.record.decisions,

@@ -81,3 +81,8 @@ class Contours:
     case: ChannelVolumes = field(repr=False)
     models: tuple[dict, ...] = ()
     quality: Quality | None = None
+
+    def volumes_cm3(self) -> dict[str, float]:
+        """Volume of each structure's mask (cm3, 3 decimals), by label: what the report and the picture state."""
+        return {label: round(float(m.array.sum()) * m.grid.voxel_volume_mm3 / 1000.0, 3)
+                for label, m in zip(self.labels, self.masks)}
