@@ -6,14 +6,19 @@ Neither holds patient-identifying values: slices are named by index and position
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 from scipy import ndimage
 
+from operators.core.case import Contours
 from operators.core.geometry import Volume
+from operators.core.labels import structure
 from operators.core.product import PRODUCT_NAME, SOFTWARE_VERSION
+from operators.core.record import RunRecord
+from operators.core.steps.quality import banner
 
 MAX_PANELS = 8
 
@@ -112,6 +117,52 @@ def render_png(
     fig.savefig(path, dpi=90, facecolor="black")
     plt.close(fig)
     return slices
+
+
+def review_title(contours: Contours, *, model: dict, channels: Sequence[str], validation: dict | None) -> str:
+    """The picture's title: each structure and its volume, the channels used, the model's validation accuracy and
+    identity, and that the contour is unapproved."""
+    volumes = contours.volumes_cm3()
+    label, oars = contours.labels[0], [structure(k).tg263_name for k in contours.labels[1:]]
+    accuracy = f", validation DSC {validation['dsc']:.2f} (n = {validation['n']})" if validation else ""
+    return (f"{structure(label).tg263_name} {volumes[label]:.1f} cm3" + "".join(f", {n}" for n in oars)
+            + f" - from {'+'.join(channels)}{accuracy} - {model['name']} {model['version']}"
+            + " - UNAPPROVED, for clinical review")
+
+
+def render_review(path: Path, contours: Contours, title: str) -> list[int]:
+    """The review picture of ``contours`` (GTV in its colour, each organ at risk in its own, the quality banner,
+    windowed on the brain): :func:`render_png`'s slices shown."""
+    label = contours.labels[0]
+    others = [(m.array, structure(k).color_rgb) for m, k in zip(contours.masks[1:], contours.labels[1:])]
+    brain = contours.case.brain_mask
+    gtv = contours.masks[0].array
+    return render_png(path, contours.case.reference, contours.masks[0], title=title,
+                      colour=structure(label).color_rgb, others=others,
+                      slices_of=[gtv] if gtv.any() else [m for m, _ in others[:1]],
+                      window_region=brain.tissue.array if brain is not None else None,
+                      banner=banner(contours.quality) if contours.quality is not None else None)
+
+
+def report_dict(contours: Contours, *, model: dict, channels: Sequence[str], validation: dict | None,
+                configuration: dict | None, record: RunRecord, picture: str, slices_shown: Sequence[int]) -> dict:
+    """The JSON report of a run: status, model, channel configuration, quality, structures with their volumes, the
+    picture, the run record's decisions, stage timings and warnings."""
+    models = contours.models or (model,) * len(contours.labels)
+    quality, volumes = contours.quality, contours.volumes_cm3()
+    return {
+        "status": "UNAPPROVED",
+        "model": model,
+        "configuration": {**(configuration or {}), "channels": list(channels), "validation": validation},
+        "quality": quality.to_dict() if quality is not None else None,
+        "quality_signals": quality.signals if quality is not None else None,
+        "structures": {lab: {"volume_cm3": volumes[lab], "model": mdl} for lab, mdl in zip(contours.labels, models)},
+        "review_png": {"file": picture, "slices_shown": [k + 1 for k in slices_shown]},
+        "decisions": record.decisions,
+        "stages": record.stages,
+        "seconds_since_start": round(time.time() - record.started, 3),
+        "warnings": record.warnings,
+    }
 
 
 def write_json(path: Path, report: dict) -> None:
