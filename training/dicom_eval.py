@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
+from operators.core.case import BrainMask
 from operators.core.dicom.folder import scan_folder
 from operators.core.dicom.series import Study
 from operators.core.dicom.volume import series_to_volume
@@ -42,7 +43,6 @@ from operators.core.pipeline import segment
 from operators.core.selection.configuration import choose_configuration
 from operators.core.selection.series import load_rules, select_series
 from operators.core.selection.study import choose_study
-from operators.core.steps.brain import BrainMask
 from operators.core.steps.quality import Quality
 from operators.core.writers.report import render_png
 from training.metrics import quality_entry, segmentation_metrics, summarise

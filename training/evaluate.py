@@ -20,11 +20,11 @@ import numpy as np
 import SimpleITK as sitk
 from tqdm import tqdm
 
+from operators.core.case import BrainMask
 from operators.core.geometry import volume_to_sitk
 from operators.core.model.predictor import Mirroring, make_predictor
 from operators.core.model.spec import find_model
 from operators.core.pipeline import segment
-from operators.core.steps.brain import BrainMask
 from training.brats import TUMOUR_CORE_LABELS, find_cases, read_tumour_core, read_volume, skull_stripped_brain_mask
 from training.metrics import quality_entry, segmentation_metrics, summarise
 from training.train import dice

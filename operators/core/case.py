@@ -12,8 +12,32 @@ from operators.core.dicom.series import SelectedSeries
 from operators.core.geometry import Grid, Volume
 
 if TYPE_CHECKING:
-    from operators.core.steps.brain import BrainMask
     from operators.core.steps.quality import Quality
+
+
+@dataclass(frozen=True, eq=False)
+class BrainMask:
+    """The brain found on the reference grid (brain extraction), which the graph carries beside the volumes.
+
+    Attributes:
+    tissue: ``(Z, Y, X)`` bool brain on the reference grid: the normalisation region.
+    region: ``tissue`` plus the safety margin: the GTV is restricted to it.
+    model: identity (name, version, sha256) of the brain model that drew it; None for an image's own mask.
+    """
+
+    tissue: Volume
+    region: Volume
+    model: dict | None = None
+
+    @classmethod
+    def without_margin(cls, mask: Volume) -> BrainMask:
+        """One mask in both parts (skull-stripped data, whose non-zero region is the brain)."""
+        return cls(tissue=mask, region=mask)
+
+    def cm3(self) -> tuple[float, float]:
+        """Volumes of ``tissue`` and ``region`` in cm3."""
+        v = self.tissue.grid.voxel_volume_mm3 / 1000
+        return float(self.tissue.array.sum() * v), float(self.region.array.sum() * v)
 
 
 @dataclass(frozen=True, eq=False)

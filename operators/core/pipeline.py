@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from operators.core.case import BrainMask
 from operators.core.geometry import Volume
 from operators.core.model.predictor import Predictor
 from operators.core.model.spec import ModelSpec
-from operators.core.steps.brain import BrainMask, extract_brain
+from operators.core.steps.brain import extract_brain
 from operators.core.steps.contour import probabilities
 from operators.core.steps.postprocess import PostprocessResult, postprocess
 from operators.core.steps.preprocess import align_to_reference

@@ -18,15 +18,14 @@ from pathlib import Path
 
 import numpy as np
 
-from operators.core.errors import InputDataError, ModelSpecError
+from operators.core.errors import InputDataError
 from operators.core.geometry import Volume, covering_grid, resample
-from operators.core.model.spec import ModelSpec, sha256_of
+from operators.core.model.files import BACKEND_DEEPBET as BACKEND
+from operators.core.model.files import deepbet_weight_files
+from operators.core.model.spec import ModelSpec
 
 logger = logging.getLogger(__name__)
 
-BACKEND = "deepbet"
-#: weight files inside the deepbet package's data folder, by the metadata key holding their sha256
-WEIGHT_FILES = {"model": "models/model.pt", "bbox_model": "models/bbox_model.pt"}
 
 
 def _lps_zyx_to_ras_xyz(array: np.ndarray) -> np.ndarray:
@@ -41,25 +40,7 @@ def _ras_xyz_to_lps_zyx(array: np.ndarray) -> np.ndarray:
 def deepbet_weights(spec: ModelSpec, *, verify: bool = True) -> dict[str, Path]:
     """The deepbet weight files, each checked against its sha256 in the bundle metadata (``verify=False`` for a
     spec that :func:`operators.core.model.spec.load_model_spec` has verified already)."""
-    try:
-        from deepbet.utils import DATA_PATH
-    except ImportError as err:
-        raise ModelSpecError(f"model folder {spec.root}: back end {BACKEND!r} needs the deepbet package "
-                             f"({err})") from err
-    expected = spec.metadata.get("weights_sha256", {})
-    paths = {}
-    for key, rel in WEIGHT_FILES.items():
-        path = Path(DATA_PATH) / rel
-        if key not in expected:
-            raise ModelSpecError(f"model metadata {spec.root}: weights_sha256 has no {key!r} entry")
-        if not path.is_file():
-            raise ModelSpecError(f"model folder {spec.root}: deepbet weight file {path} is missing")
-        actual = sha256_of(path) if verify else expected[key]
-        if actual != expected[key]:
-            raise ModelSpecError(f"model file {path}: sha256 {actual} does not match weights_sha256.{key} "
-                                 f"{expected[key]} in {spec.root}; refusing to load it")
-        paths[key] = path
-    return paths
+    return deepbet_weight_files(spec.root, spec.metadata, verify=verify)
 
 
 class DeepbetPredictor:

@@ -7,7 +7,6 @@ can run code).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from dataclasses import dataclass, field
@@ -15,6 +14,7 @@ from pathlib import Path
 
 from operators.core.errors import ModelSpecError
 from operators.core.labels import structure
+from operators.core.model.files import deepbet_weight_files, sha256_of
 from operators.core.model.schema import Postprocessing, Preprocessing
 from operators.core.steps.quality import QualityLimits
 
@@ -25,14 +25,8 @@ MODEL_PATH = Path("models") / "model.ts"
 ONNX_PATH = Path("models") / "model.onnx"  # optional: the same network for ONNX Runtime and TensorRT
 ONNX_FP16_PATH = Path("models") / "model_fp16.onnx"  # optional: its mixed-precision form, for TensorRT fp16
 
-
-def sha256_of(path: Path, *, chunk: int = 1 << 20) -> str:
-    """Hex sha256 of a file."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
+__all__ = ["METADATA_PATH", "MODEL_PATH", "ONNX_FP16_PATH", "ONNX_PATH", "ModelSpec", "find_gtv_models", "find_model",
+           "load_model_spec", "parse_metadata", "sha256_of"]
 
 
 @dataclass(frozen=True)
@@ -159,9 +153,7 @@ def load_model_spec(root: Path | str) -> ModelSpec:
         raise ModelSpecError(f"model folder {root}: {METADATA_PATH} is missing (expected a MONAI bundle layout)")
     spec = parse_metadata(_read_metadata(meta_file), root=root)
     if spec.backend == "deepbet":
-        from operators.core.model.deepbet import deepbet_weights
-
-        deepbet_weights(spec)  # raises ModelSpecError on a missing package, file or hash mismatch
+        deepbet_weight_files(root, spec.metadata)  # raises ModelSpecError on a missing package, file or hash mismatch
         logger.info("model %s version %s (deepbet weights), sha256 %s verified", spec.name, spec.version, spec.sha256)
         return spec
     if spec.backend != "segresnet":

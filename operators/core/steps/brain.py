@@ -15,11 +15,11 @@ Normalising inside ``region`` instead let the margin's dura and bone into the z-
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
 
+from operators.core.case import BrainMask
 from operators.core.geometry import Volume
 from operators.core.model.spec import ModelSpec
 from operators.core.steps.contour import probabilities
@@ -27,28 +27,7 @@ from operators.core.steps.postprocess import grow
 
 logger = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True, eq=False)
-class BrainMask:
-    """Attributes:
-    tissue: ``(Z, Y, X)`` bool brain on the reference grid: the normalisation region.
-    region: ``tissue`` plus the safety margin: the GTV is restricted to it.
-    model: identity (name, version, sha256) of the brain model that drew it; None for an image's own mask.
-    """
-
-    tissue: Volume
-    region: Volume
-    model: dict | None = None
-
-    @classmethod
-    def without_margin(cls, mask: Volume) -> BrainMask:
-        """One mask in both parts (skull-stripped data, whose non-zero region is the brain)."""
-        return cls(tissue=mask, region=mask)
-
-    def cm3(self) -> tuple[float, float]:
-        """Volumes of ``tissue`` and ``region`` in cm3."""
-        v = self.tissue.grid.voxel_volume_mm3 / 1000
-        return float(self.tissue.array.sum() * v), float(self.region.array.sum() * v)
+__all__ = ["BrainMask", "brain_probability", "extract_brain"]
 
 
 def brain_probability(reference: Volume, spec: ModelSpec, predictor) -> np.ndarray:

@@ -15,7 +15,7 @@ from operators.core.model.spec import ModelSpec
 from operators.core.steps.preprocess import to_model_input, to_reference
 
 if TYPE_CHECKING:
-    from operators.core.steps.brain import BrainMask
+    from operators.core.case import BrainMask
 
 
 def probabilities(channels: Sequence[Volume], spec: ModelSpec, predictor: Predictor, *,
