@@ -170,7 +170,7 @@ def evaluate_study(study_dir: Path, models: tuple | AppModels, rules: dict, *, p
         others = [(ref, (0, 255, 0))] + ([(brain, (60, 120, 255))] if brain is not None else [])
         render_png(picture, seg.t1c, seg.t1c.with_array(gtv), others=others,
                    title=f"{spec.name} {spec.version}: GTV red, MaskTumor green, brain mask (with margin) blue")
-    spacing_zyx = tuple(float(s) for s in seg.t1c.grid.spacing[::-1])
+    spacing_zyx = seg.t1c.grid.spacing_zyx
     voxel_cm3 = seg.t1c.grid.voxel_volume_mm3 / 1000
     tissue_cm3, region_cm3 = brain_mask.cm3() if brain_mask else (None, None)
     result = segmentation_metrics(gtv, ref, spacing_zyx)
@@ -259,7 +259,7 @@ def evaluate_brats_dicom(models: str | Path, data: str | Path, out: str | Path, 
                 reference = resample(reference, t1c.grid, interpolation="nearest")
                 written = resample(written, t1c.grid, interpolation="nearest")
             stripped = written.array > 0
-            spacing_zyx = tuple(float(s) for s in t1c.grid.spacing[::-1])
+            spacing_zyx = t1c.grid.spacing_zyx
             entry = segmentation_metrics(result.gtv, reference.array, spacing_zyx)
             brain = result.brain.tissue.array
             voxel_cm3 = t1c.grid.voxel_volume_mm3 / 1000

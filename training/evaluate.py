@@ -81,7 +81,7 @@ def evaluate(model_dir: str | Path, data_dir: str | Path, out_dir: str | Path, *
                                               * stripped.grid.voxel_volume_mm3 / 1000)
         if case.seg_path is not None:
             ref = read_tumour_core(case, brats_labels)
-            spacing_zyx = tuple(float(s) for s in ref.grid.spacing[::-1])
+            spacing_zyx = ref.grid.spacing_zyx
             entry.update(segmentation_metrics(mask.array, ref.array, spacing_zyx))
         logger.info("%s: %s", case.case_id, {k: round(v, 4) for k, v in entry.items()})
         entry["quality"] = quality_entry(result.quality)

@@ -87,6 +87,13 @@ class Grid:
         return np.linalg.norm(self.affine[:3, :3], axis=0)
 
     @property
+    def spacing_zyx(self) -> tuple[float, float, float]:
+        """The spacing of the array axes ``(Z, Y, X)`` in mm (``spacing`` reversed): what distance transforms and
+        array-space filters take."""
+        sx, sy, sz = (float(v) for v in self.spacing)
+        return (sz, sy, sx)
+
+    @property
     def direction(self) -> np.ndarray:
         """``(3, 3)`` direction cosines; column ``n`` is the LPS direction of index axis ``n`` (i, j, k)."""
         return self.affine[:3, :3] / self.spacing[None, :]

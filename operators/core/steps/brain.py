@@ -57,7 +57,7 @@ def extract_brain(reference: Volume, spec: ModelSpec, predictor) -> BrainMask:
         mask = ndimage.binary_fill_holes(mask)
     if mask.any() and post.fill_holes_slicewise:
         mask = np.stack([ndimage.binary_fill_holes(s) for s in mask])
-    region = grow(mask, post.dilate_mm, reference.grid.spacing[::-1]) if post.dilate_mm > 0 else mask
+    region = grow(mask, post.dilate_mm, reference.grid.spacing_zyx) if post.dilate_mm > 0 else mask
     brain = BrainMask(tissue=reference.with_array(mask), region=reference.with_array(region), model=spec.identity())
     logger.info("brain mask (%s): %.0f cm3 (%.0f cm3 with its %.0f mm margin)", spec.backend, *brain.cm3(),
                 post.dilate_mm)

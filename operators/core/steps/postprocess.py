@@ -66,7 +66,7 @@ def postprocess(probability: Volume, spec: Postprocessing, *, within: np.ndarray
         filled_mm3 = float((filled & ~mask).sum() * voxel_mm3)
         mask = filled
     if spec.dilate_mm > 0:
-        mask = grow(mask, spec.dilate_mm, probability.grid.spacing[::-1])
+        mask = grow(mask, spec.dilate_mm, probability.grid.spacing_zyx)
     return PostprocessResult(
         mask=probability.with_array(mask), removed_components=removed, removed_mm3=removed_mm3, filled_mm3=filled_mm3
     )

@@ -215,7 +215,7 @@ def registration_offset_mm(fixed: Volume, moving: Volume, brain: np.ndarray, *, 
     ``+-search_mm`` (steps of about ``step_mm``) that maximises their normalised mutual information inside the brain
     grown by ``margin_mm`` (its edges are what a misregistration moves); the length of the three in mm. About 0 for
     registered series."""
-    spacing_zyx = np.asarray(fixed.grid.spacing[::-1], float)
+    spacing_zyx = np.asarray(fixed.grid.spacing_zyx)
     step = np.maximum(1, np.round(step_mm / spacing_zyx)).astype(int)
     sub = tuple(slice(None, None, int(s)) for s in step)
     f, m = fixed.array[sub].astype(np.float32), moving.array[sub].astype(np.float32)
@@ -265,7 +265,7 @@ def measure(channels: Sequence[Volume], channel_names: Sequence[str], gtv: np.nd
     """Every signal of this run (``None`` where it cannot be measured). Arguments as :func:`assess`."""
     reference = channels[0]
     grid = reference.grid
-    spacing_zyx = np.asarray(grid.spacing[::-1], float)
+    spacing_zyx = np.asarray(grid.spacing_zyx)
     voxel_cm3 = grid.voxel_volume_mm3 / 1000.0
     s: dict = {
         "inplane_spacing_mm": round(float(max(grid.spacing[0], grid.spacing[1])), 3),
