@@ -417,8 +417,8 @@ def _model_variant(lab: Lab, name: str) -> Path:
 MODEL_FAILURES = {
     "missing": r"ModelSpecError: model folder \S+/missing does not exist or is not a folder",
     "without_torchscript": r"ModelSpecError: model folder \S+/without_torchscript: models/model\.ts is missing",
-    "incomplete_metadata": r"ModelSpecError: model metadata \S+/incomplete_metadata/configs/metadata\.json: required "
-                           r"field preprocessing\.'patch_size' is missing",
+    "incomplete_metadata": r"ModelSpecError: model metadata \S+/incomplete_metadata/configs/metadata\.json: "
+                           r"preprocessing: required field 'patch_size' is missing",
 }
 
 
