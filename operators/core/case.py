@@ -20,9 +20,9 @@ class BrainMask:
     """The brain found on the reference grid (brain extraction), which the graph carries beside the volumes.
 
     Attributes:
-    tissue: ``(Z, Y, X)`` bool brain on the reference grid: the normalisation region.
-    region: ``tissue`` plus the safety margin: the GTV is restricted to it.
-    model: identity (name, version, sha256) of the brain model that drew it; None for an image's own mask.
+        tissue: ``(Z, Y, X)`` bool brain on the reference grid: the normalisation region.
+        region: ``tissue`` plus the safety margin: the GTV is restricted to it.
+        model: identity (name, version, sha256) of the brain model that drew it; None for an image's own mask.
     """
 
     tissue: Volume

@@ -14,7 +14,6 @@ brain probability is resampled back onto the reference grid (linear) before the 
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import numpy as np
 
@@ -37,12 +36,6 @@ def _ras_xyz_to_lps_zyx(array: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(array[::-1, ::-1, :].transpose(2, 1, 0))
 
 
-def deepbet_weights(spec: ModelSpec, *, verify: bool = True) -> dict[str, Path]:
-    """The deepbet weight files, each checked against its sha256 in the bundle metadata (``verify=False`` for a
-    spec that :func:`operators.core.model.spec.load_model_spec` has verified already)."""
-    return deepbet_weight_files(spec.root, spec.metadata, verify=verify)
-
-
 class DeepbetPredictor:
     """Brain probability of a reference volume by deepbet; ``probability(volume)`` returns it on the same grid."""
 
@@ -52,7 +45,7 @@ class DeepbetPredictor:
         import torch
         from deepbet.bet import BrainExtraction
 
-        weights = deepbet_weights(spec, verify=False)  # hashed when the bundle was loaded
+        weights = deepbet_weight_files(spec.root, spec.metadata, verify=False)  # hashed when the bundle was loaded
         use_gpu = device in ("auto", "cuda") and torch.cuda.is_available()
         self.device = "cuda" if use_gpu else "cpu"
         self.reason = reason

@@ -160,11 +160,8 @@ class Postprocessing:
 
 
 def app_metadata(*, name: str, version: str, sha256: str, labels: tuple[str, ...] | list[str],
-                 preprocessing: Preprocessing, postprocessing: Postprocessing, quality: dict | None = None) -> dict:
-    """The part of ``configs/metadata.json`` the app reads (export adds the MONAI bundle fields and the training
-    record around it; tests write it as it is)."""
-    meta = {"name": name, "version": version, "labels": list(labels), "sha256": sha256,
+                 preprocessing: Preprocessing, postprocessing: Postprocessing) -> dict:
+    """The part of ``configs/metadata.json`` the app reads (export adds the MONAI bundle fields, the quality limits
+    and the training record around it; tests write it as it is)."""
+    return {"name": name, "version": version, "labels": list(labels), "sha256": sha256,
             "preprocessing": preprocessing.to_dict(), "postprocessing": postprocessing.to_dict()}
-    if quality is not None:
-        meta["quality"] = quality
-    return meta

@@ -112,9 +112,7 @@ def parse_metadata(meta: dict, *, root: Path) -> ModelSpec:
         pre = Preprocessing.from_dict(_require(meta, "preprocessing", "", source),
                                       where=f"model metadata {source}: preprocessing")
         post = Postprocessing.from_dict(meta.get("postprocessing"), where=f"model metadata {source}: postprocessing")
-    except ModelSpecError:
-        raise
-    except (TypeError, ValueError) as e:
+    except (TypeError, ValueError) as e:  # a value of the wrong kind (the schema raises ModelSpecError itself)
         raise ModelSpecError(f"model metadata {source}: {e}") from e
     labels = tuple(_require(meta, "labels", "", source))
     for key in labels:

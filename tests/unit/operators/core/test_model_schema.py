@@ -54,5 +54,5 @@ def test_bad_values_are_named(tmp_path, section, value, message):
 
 def test_app_metadata_is_what_the_app_parses(tmp_path):
     meta = app_metadata(name="m", version="1", sha256="0" * 64, labels=["GTV"], preprocessing=Preprocessing(),
-                        postprocessing=Postprocessing(), quality=None)
+                        postprocessing=Postprocessing())
     assert set(meta) == {"name", "version", "labels", "sha256", "preprocessing", "postprocessing"}
