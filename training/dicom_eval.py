@@ -175,10 +175,11 @@ def evaluate_study(study_dir: Path, models: tuple | AppModels, rules: dict, *, p
     tissue_cm3, region_cm3 = brain_mask.cm3() if brain_mask else (None, None)
     result = segmentation_metrics(gtv, ref, spacing_zyx)
     both = float((gtv & ref).sum())
-    near = ndimage.distance_transform_edt(~ref, sampling=spacing_zyx) <= 10.0
+    distance = ndimage.distance_transform_edt(~ref, sampling=spacing_zyx)  # mm from MaskTumor
     result.update({
         "dsc_vs_outline": segmentation_metrics(gtv, outline(ref, spacing_zyx), spacing_zyx)["dsc"],
-        "gtv_within_10mm_fraction": float((gtv & near).sum()) / max(float(gtv.sum()), 1.0),
+        "gtv_within_10mm_fraction": float((gtv & (distance <= 10.0)).sum()) / max(float(gtv.sum()), 1.0),
+        "gtv_farther_than_20mm_cm3": float((gtv & (distance > 20.0)).sum() * voxel_cm3),
         # Dice split into its two sides: how much of MaskTumor the GTV covers, and how much of the GTV is MaskTumor
         "reference_covered_fraction": both / max(float(ref.sum()), 1.0),
         "gtv_in_reference_fraction": both / max(float(gtv.sum()), 1.0),
