@@ -35,6 +35,8 @@ class BrainExtractionOperator(GtvOperator):
         self.record.decisions["brain_region_cm3"] = round(region_cm3, 1)
         self.record.decisions["brain_margin_mm"] = self.model.postprocessing.dilate_mm
         self.record.decisions["brain_model"] = self.model.identity()
+        self.record.decisions["brain_source"] = ("the series' own non-zero region (the input came skull-stripped)"
+                                                 if brain.skull_stripped else "the brain model")
         # adult intracranial volume is about 1100-1800 cm3
         if not BRAIN_CM3[0] <= volume_cm3 <= BRAIN_CM3[1]:
             self.record.warn(f"brain mask volume {volume_cm3:.0f} cm3 is outside the expected range "

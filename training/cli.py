@@ -93,6 +93,13 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--cases", nargs="+", required=True)
     b.add_argument("--variants", nargs="+", default=["1mm", "thick", "oblique"])
     b.add_argument("--out", required=True)
+    bc = sub.add_parser("brain-check", help="the app's Brain mask against HD-BET's (an independent brain extractor) "
+                                            "on DICOM studies, slice by slice at the vertex")
+    bc.add_argument("--models", required=True, help="folder of bundles (GTV and brain extraction)")
+    bc.add_argument("--data", required=True, help="e.g. ../shared/data/tcia-brain-tumor-progression")
+    bc.add_argument("--out", required=True)
+    bc.add_argument("--mode", choices=("fast", "accurate"), default="accurate",
+                    help="HD-BET: one network (fast) or its five-fold ensemble (accurate, default)")
     r = sub.add_parser("study-report", help="the study's report from finished arms: their runs and app-path "
                                             "evaluations, paired tests against scratch, learning curves")
     r.add_argument("--arm", nargs=3, action="append", required=True, metavar=("NAME", "RUN_DIR", "EVAL_DIR"),
@@ -220,6 +227,10 @@ def main(argv: list[str] | None = None) -> int:
                 logger.info("%s: brain Dice vs non-zero brain %.4f (min %.4f), GTV DSC %.4f, HD95 %.2f mm", variant,
                             v["brain_dsc_vs_nonzero"]["mean"], v["brain_dsc_vs_nonzero"]["min"], v["dsc"]["mean"],
                             v["hd95_mm"]["mean"])
+        elif args.command == "brain-check":
+            from training.brain_check import check_brain
+
+            check_brain(args.models, args.data, args.out, mode=args.mode)
         elif args.command == "study-report":
             from training.experiment import compare, describe_budget, plot_curves, write_report
 

@@ -264,10 +264,11 @@ def evaluate_brats_dicom(models: str | Path, data: str | Path, out: str | Path, 
             entry = segmentation_metrics(result.gtv, reference.array, spacing_zyx)
             brain = result.brain.tissue.array
             voxel_cm3 = t1c.grid.voxel_volume_mm3 / 1000
-            entry.update({"brain_dsc_vs_nonzero": dice(brain, stripped),
+            entry.update({"brain_skull_stripped": result.brain.skull_stripped,
+                          "brain_dsc_vs_nonzero": dice(brain, stripped),
                           "brain_missed_cm3": float((stripped & ~brain).sum() * voxel_cm3),
                           "brain_extra_cm3": float((brain & ~stripped).sum() * voxel_cm3)})
-            logger.info("%s %s: %s", case.case_id, variant, {k: round(v, 4) for k, v in entry.items()})
+            logger.info("%s %s: %s", case.case_id, variant, {k: round(float(v), 4) for k, v in entry.items()})
             entry["quality"] = quality_entry(result.quality)
             per.setdefault(variant, {})[case.case_id] = entry
     result = {"models": str(models), "cases": per,

@@ -23,11 +23,14 @@ class BrainMask:
         tissue: ``(Z, Y, X)`` bool brain on the reference grid: the normalisation region.
         region: ``tissue`` plus the safety margin: the GTV is restricted to it.
         model: identity (name, version, sha256) of the brain model that drew it; None for an image's own mask.
+        skull_stripped: the input came skull-stripped, and ``tissue`` is its own non-zero region (the brain model
+            found it so, see :func:`operators.core.steps.brain.extract_brain`).
     """
 
     tissue: Volume
     region: Volume
     model: dict | None = None
+    skull_stripped: bool = False
 
     @classmethod
     def without_margin(cls, mask: Volume) -> BrainMask:

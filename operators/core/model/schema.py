@@ -119,6 +119,9 @@ class Postprocessing:
     fill_holes_slicewise: also fill holes slice by slice (a cavity open to the surface in 3-D is closed in-plane).
     activation: how the network's output becomes a probability (``"sigmoid"``; ``"softmax"`` for deepbet, whose
         back end applies it itself).
+    stripped_input_zero_fraction: a brain model's test for skull-stripped input: when at least this share of the
+        shell 5-15 mm outside its brain is exactly 0 (no skull, no scalp), the input was skull-stripped before it
+        came, and its own non-zero region is the brain (0: never).
     """
 
     threshold: float = 0.5
@@ -129,6 +132,7 @@ class Postprocessing:
     largest_component: bool = False
     fill_holes_slicewise: bool = False
     activation: str = "sigmoid"
+    stripped_input_zero_fraction: float = 0.0
 
     @classmethod
     def from_dict(cls, d: dict | None, *, where: str = "postprocessing") -> Postprocessing:
@@ -153,6 +157,9 @@ class Postprocessing:
         post = cls(**kw)
         if not 0.0 < post.threshold < 1.0:
             raise ModelSpecError(f"{where}.threshold must lie between 0 and 1, found {post.threshold}")
+        if not 0.0 <= post.stripped_input_zero_fraction <= 1.0:
+            raise ModelSpecError(f"{where}.stripped_input_zero_fraction must lie between 0 and 1, found "
+                                 f"{post.stripped_input_zero_fraction}")
         return post
 
     def to_dict(self) -> dict:
