@@ -60,7 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--name", default="glioblastoma_gtv_segresnet")
     ex.add_argument("--version", default="0.1.0")
     e = sub.add_parser("export", help="export a run as a MONAI bundle for the app")
-    e.add_argument("--run", required=True)
+    e.add_argument("--run", required=True, nargs="+",
+                   help="run folder; several: their ensemble (mean of the logits) as one network")
     e.add_argument("--out", required=True)
     e.add_argument("--name", required=True)
     e.add_argument("--version", required=True)
@@ -205,7 +206,8 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "export":
             from training.export import export_bundle
 
-            export_bundle(args.run, args.out, name=args.name, version=args.version)
+            export_bundle(args.run if len(args.run) > 1 else args.run[0], args.out, name=args.name,
+                          version=args.version)
         elif args.command == "record-validation":
             from training.export import record_validation
 

@@ -50,6 +50,19 @@ def load_network(config: TrainConfig, checkpoint: Path) -> torch.nn.Module:
     return net.eval()
 
 
+class MeanLogits(torch.nn.Module):
+    """An ensemble as one network: the mean of its members' logits (each member a network of the same inputs and
+    labels). One TorchScript, one ONNX graph and one TensorRT engine run every member, so the app's back ends,
+    hashes and sliding window need nothing new."""
+
+    def __init__(self, members: list[torch.nn.Module]) -> None:
+        super().__init__()
+        self.members = torch.nn.ModuleList(members)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.stack([m(x) for m in self.members]).mean(dim=0)
+
+
 def trace_network(net: torch.nn.Module, *, in_channels: int, patch_size) -> torch.jit.ScriptModule:
     """TorchScript of the network by tracing a batch of two patches (what the app's sliding window feeds it).
 
@@ -175,24 +188,48 @@ def build_metadata(config: TrainConfig, *, name: str, version: str, sha256: str,
     }
 
 
-def export_bundle(run_dir: str | Path, out: str | Path, *, name: str, version: str, training: dict | None = None,
-                  description: str = "", checkpoint: str | Path | None = None, docs: dict[str, Path] | None = None
-                  ) -> Path:
-    """Write the bundle for ``run_dir``'s best checkpoint into ``out`` (replaced atomically).
+def load_ensemble(run_dirs: list[Path]) -> tuple[TrainConfig, torch.nn.Module, list[dict]]:
+    """The networks of several runs' best checkpoints as one :class:`MeanLogits` (their configurations must agree
+    on everything the app reads: channels, grid, patch, labels, post-processing, network), with each run's facts."""
+    configs = [load_run_config(r) for r in run_dirs]
+    first = configs[0]
+    for r, c in zip(run_dirs[1:], configs[1:]):
+        for part in ("preprocessing", "postprocessing", "labels", "model"):
+            if getattr(c, part) != getattr(first, part):
+                raise ValueError(f"ensemble: {r}'s {part} differs from {run_dirs[0]}'s")
+    members, facts = [], []
+    for r, c in zip(run_dirs, configs):
+        history = json.loads((r / "history.json").read_text())
+        members.append(load_network(c, r / "best.pt"))
+        facts.append({"run": str(r), "seed": c.seed, "best_epoch": history["best_epoch"],
+                      "best_validation_dice_model_grid": round(history["best_val_dice"], 4), "init": c.init})
+    return first, MeanLogits(members).eval(), facts
+
+
+def export_bundle(run_dir: str | Path | list, out: str | Path, *, name: str, version: str,
+                  training: dict | None = None, description: str = "", checkpoint: str | Path | None = None,
+                  docs: dict[str, Path] | None = None) -> Path:
+    """Write the bundle for ``run_dir``'s best checkpoint into ``out`` (replaced atomically). A list of run folders
+    exports their ensemble (:class:`MeanLogits` of each run's best checkpoint) as the bundle's one network.
 
     Args:
         training: facts for ``metadata["training"]`` (case IDs, metrics, command); the run's history is added.
         docs: extra files copied into ``docs/`` (report, learning curve).
     """
-    run_dir, out = Path(run_dir), Path(out)
+    runs = [Path(r) for r in run_dir] if isinstance(run_dir, (list, tuple)) else [Path(run_dir)]
+    run_dir, out = runs[0], Path(out)
     config = load_run_config(run_dir)
     checkpoint = Path(checkpoint or run_dir / "best.pt")
     history = json.loads((run_dir / "history.json").read_text())
+    members = None
     tmp = Path(tempfile.mkdtemp(prefix=".bundle-", dir=out.parent if out.parent.exists() else None))
     try:
         (tmp / MODEL_PATH).parent.mkdir(parents=True)
         (tmp / METADATA_PATH).parent.mkdir(parents=True)
-        net = load_network(config, checkpoint)
+        if len(runs) > 1:
+            config, net, members = load_ensemble(runs)
+        else:
+            net = load_network(config, checkpoint)
         trace_network(net, in_channels=config.in_channels, patch_size=config.preprocessing.patch_size).save(
             str(tmp / MODEL_PATH))
         sha = sha256_of(tmp / MODEL_PATH)
@@ -208,8 +245,13 @@ def export_bundle(run_dir: str | Path, out: str | Path, *, name: str, version: s
         facts = {"run": config.name, "best_epoch": history["best_epoch"], **facts_data,
                  "best_validation_dice_model_grid": round(history["best_val_dice"], 4), "init": config.init,
                  **(training or {})}
+        if members:
+            facts.update({"ensemble": members, "best_epoch": [m["best_epoch"] for m in members],
+                          "best_validation_dice_model_grid": [m["best_validation_dice_model_grid"] for m in members]})
         meta = build_metadata(config, name=name, version=version, sha256=sha, training=facts,
                               description=description or f"{config.task} SegResNet trained by the training module")
+        if members:
+            meta["network"]["ensemble"] = {"members": len(members), "combination": "mean of the members' logits"}
         meta["onnx_file"], meta["onnx_sha256"] = str(ONNX_PATH), sha256_of(tmp / ONNX_PATH)
         if "GTV" in config.labels:  # the validated range and the quality verdict's limits (docs/quality.md)
             meta["quality"] = QualityLimits().to_dict()

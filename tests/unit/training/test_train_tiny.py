@@ -121,3 +121,28 @@ def test_tampered_onnx_is_refused(tiny, tmp_path):
         f.write(b"\0")
     with pytest.raises(ModelSpecError, match=r"model\.onnx: sha256 .* does not match onnx_sha256"):
         OnnxRuntimePredictor(spec)
+
+
+def test_ensemble_export_is_the_mean_of_its_members_in_every_format(tiny, tmp_path):
+    """Two runs (two seeds) exported as one network: TorchScript and ONNX give the mean of the members' logits, and
+    a run whose configuration disagrees is refused."""
+    import onnxruntime
+
+    from training.export import load_network
+
+    a = train(tiny("a", "optim.epochs=1"), progress=False)
+    b = train(tiny("b", "optim.epochs=1", "seed=1"), progress=False)
+    spec = load_model_spec(export_bundle([a.out_dir, b.out_dir], tmp_path / "bundle", name="tiny", version="0.0.1"))
+    assert spec.metadata["network"]["ensemble"]["members"] == 2
+    assert [m["seed"] for m in spec.metadata["training"]["ensemble"]] == [0, 1]
+    nets = [load_network(load_run_config(r.out_dir), r.best_checkpoint) for r in (a, b)]
+    x = torch.randn(1, 2, 32, 40, 48)
+    with torch.no_grad():
+        expected = (nets[0](x) + nets[1](x)) / 2
+        assert not torch.allclose(nets[0](x), nets[1](x))
+        torch.testing.assert_close(torch.jit.load(str(spec.model_file))(x), expected, rtol=0, atol=1e-6)
+    session = onnxruntime.InferenceSession(str(spec.root / "models/model.onnx"), providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(session.run(None, {"image": x.numpy()})[0], expected.numpy(), atol=1e-4)
+    c = train(tiny("c", "optim.epochs=1", "preprocessing.channels=[T1c]"), progress=False)
+    with pytest.raises(ValueError, match="preprocessing differs"):
+        export_bundle([a.out_dir, c.out_dir], tmp_path / "bad", name="tiny", version="0.0.1")
