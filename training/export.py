@@ -128,8 +128,8 @@ def record_validation(bundle: Path, metrics_file: Path) -> dict:
     metrics = json.loads(Path(metrics_file).read_text())
     training = meta.setdefault("training", {})
     training["validation_metrics_1mm_app_path"] = {k: metrics["summary"][k] for k in ("dsc", "hd95_mm", "asd_mm")}
-    training["validation"] = ("python -m training evaluate (the app's steps, deepbet brain extraction included) on "
-                              "each case's own 1 mm grid")
+    training["validation"] = ("python -m training evaluate (the app's steps, brain extraction included: on these "
+                              "skull-stripped cases it keeps their own brain) on each case's own 1 mm grid")
     parse_metadata(meta, root=bundle)
     meta_file.write_text(json.dumps(meta, indent=2))
     return meta
