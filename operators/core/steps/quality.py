@@ -90,7 +90,7 @@ class QualityLimits:
     gtv_components_max: int = 1
     gtv_surface_mm: float = 3.0
     gtv_surface_fraction_max: float = 0.35
-    gtv_enhancement_min: float = 0.8
+    gtv_enhancement_min: float = 0.7
     unsure_fraction_max: float = 0.4
 
     @classmethod
