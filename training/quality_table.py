@@ -81,13 +81,14 @@ def _flagged(row: Row, signal: str, op: str, limit: float) -> bool:
     return v is not None and (v > limit if op == ">" else v < limit)
 
 
-def markdown(rows: list[Row], limits: QualityLimits, *, command: str) -> str:
+def markdown(rows: list[Row], limits: QualityLimits, *, command: str, models: list[str] = ()) -> str:
     good = [r for r in rows if r.dsc >= GOOD]
     poor = [r for r in rows if r.dsc < POOR]
     lines = [
         "# Quality verdict: signals against accuracy",
         "",
-        "Every case below ran through the app's path (brain extraction included):",
+        "Every case below ran through the app's path (brain extraction included)"
+        + (f", with the GTV model {', '.join(models)}" if models else "") + ":",
         "",
         "```bash",
         "VAL=$(python -c \"import json; print(' '.join(json.load(open('training/splits/brats2018_34.json'))"
@@ -163,6 +164,13 @@ def markdown(rows: list[Row], limits: QualityLimits, *, command: str) -> str:
 
 def write_table(inputs: list[tuple[str, Path]], out: Path, *, limits: QualityLimits, command: str) -> list[Row]:
     rows = [row for source, path in inputs for row in rows_of(path, source, limits)]
+    # the GTV model named by the evaluate runs among the inputs (evaluate-dicom names it per study)
+    models = []
+    for _, path in inputs:
+        d = json.loads(Path(path).read_text())
+        for m in [d.get("model")] + [s.get("model") for s in d.get("studies", {}).values()]:
+            if isinstance(m, dict) and f"{m['name']} {m['version']}" not in models:
+                models.append(f"{m['name']} {m['version']}")
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(markdown(rows, limits, command=command))
+    out.write_text(markdown(rows, limits, command=command, models=models))
     return rows
