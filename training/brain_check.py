@@ -60,8 +60,8 @@ def hdbet_mask(t1c: Volume, *, mode: str = "accurate", mirror: bool = False) -> 
 
 def superior_first(t1c: Volume) -> np.ndarray:
     """Slice indices (axis 0) ordered from the most superior (head-most, LPS +z) slice down."""
-    zs = [float((t1c.grid.affine @ np.array([0.0, 0.0, k, 1.0]))[2]) for k in range(t1c.grid.shape[0])]
-    return np.argsort(zs)[::-1]
+    order = np.arange(t1c.grid.shape[0])
+    return order[::-1] if t1c.grid.affine[2, 2] > 0 else order  # the LPS z step from one slice to the next
 
 
 def compare_masks(ours: np.ndarray, ref: np.ndarray, t1c: Volume, *, vertex_slices: int = VERTEX_SLICES) -> dict:
@@ -112,8 +112,7 @@ def check_brain(models: str | Path, data: str | Path, out: str | Path, *, mode: 
             "gtv_cm3": float(seg.gtv.sum() * voxel_cm3),
             "gtv_outside_reference_cm3": float((seg.gtv & ~ref).sum() * voxel_cm3),
         })
-        top = superior_first(seg.t1c)
-        shown = [int(k) for k in top if ours[k].any() or ref[k].any()][:VERTEX_SLICES]
+        shown = [v["slice"] for v in entry["vertex_slices"]]
         slab = np.zeros_like(ours)
         slab[shown] = True
         render_png(out / f"{name.replace('/', '_')}_vertex.png", seg.t1c, seg.t1c.with_array(ours),

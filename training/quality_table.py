@@ -50,10 +50,9 @@ class Row:
     signals: dict
 
 
-def rows_of(path: Path, source: str, limits: QualityLimits) -> list[Row]:
-    """The cases of one metrics file (any of the three evaluations' layouts), each judged again under ``limits``
-    from its recorded signals (so that the table shows what the model's current limits decide)."""
-    data = json.loads(Path(path).read_text())
+def rows_of(data: dict, source: str, limits: QualityLimits) -> list[Row]:
+    """The cases of one metrics file's content (any of the three evaluations' layouts), each judged again under
+    ``limits`` from its recorded signals (so that the table shows what the model's current limits decide)."""
     if "studies" in data:
         groups = {source: data["studies"]}
     elif data.get("cases") and all(isinstance(v, dict) and "dsc" not in v for v in data["cases"].values()):
@@ -163,11 +162,11 @@ def markdown(rows: list[Row], limits: QualityLimits, *, command: str, models: li
 
 
 def write_table(inputs: list[tuple[str, Path]], out: Path, *, limits: QualityLimits, command: str) -> list[Row]:
-    rows = [row for source, path in inputs for row in rows_of(path, source, limits)]
+    loaded = [(source, json.loads(Path(path).read_text())) for source, path in inputs]
+    rows = [row for source, data in loaded for row in rows_of(data, source, limits)]
     # the GTV model named by the evaluate runs among the inputs (evaluate-dicom names it per study)
     models = []
-    for _, path in inputs:
-        d = json.loads(Path(path).read_text())
+    for _, d in loaded:
         for m in [d.get("model")] + [s.get("model") for s in d.get("studies", {}).values()]:
             if isinstance(m, dict) and f"{m['name']} {m['version']}" not in models:
                 models.append(f"{m['name']} {m['version']}")

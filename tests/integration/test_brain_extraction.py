@@ -66,19 +66,12 @@ def test_real_heads_are_not_taken_for_skull_stripped_input(shared_data, models, 
     limit = brain_spec.postprocessing.stripped_input_zero_fraction
     assert limit > 0.5
     for study in find_studies(shared_data / "tcia-brain-tumor-progression"):
-        _, vols, _ = load_study(study, ("T1c",), rules)
+        chosen, vols, _ = load_study(study, ("T1c",), rules)
         brain = extract_brain(vols[0], brain_spec, brain_predictor)
         assert not brain.skull_stripped, study
         assert outer_shell_zero_fraction(vols[0], brain.tissue.array) < 0.1, study
-        tumour = reference_mask_of(study, rules)
+        tumour = reference_mask(chosen).array
         assert (tumour & ~brain.tissue.array).sum() == 0, study
-
-
-def reference_mask_of(study: Path, rules) -> np.ndarray:
-    from operators.core.dicom.folder import scan_folder
-    from operators.core.selection.study import choose_study
-
-    return reference_mask(choose_study(scan_folder(study), channels=("T1c",), rules=rules)).array
 
 
 @pytest.mark.parametrize("variant", ["thick", "oblique"])
