@@ -2,7 +2,7 @@
 
 Augmentations cover what clinical MR does to a model trained on BraTS: left-right flips, small rotations and
 scalings, contrast and gain changes, bias fields, noise, and thick slices with gaps (5 mm slices at 6.5 mm are
-common before surgery).
+common before surgery). Channel dropout blanks one sequence at a time, so that no input is relied on alone.
 """
 
 from __future__ import annotations
@@ -81,6 +81,35 @@ class RandThickSliced(Randomizable, MapTransform):
         return d
 
 
+class RandChannelDropoutd(Randomizable, MapTransform):
+    """With probability ``prob``, set one channel, drawn uniformly, of a multi-channel image to 0.
+
+    A single-channel image is left as it is: blanking its only input teaches nothing.
+    """
+
+    def __init__(self, keys, *, prob: float) -> None:
+        MapTransform.__init__(self, keys)
+        self.prob = prob
+        self._channel = -1
+
+    def randomize(self, data=None) -> None:
+        self._channel = int(self.R.randint(0, 1 << 16)) if self.R.rand() < self.prob else -1
+
+    def __call__(self, data):
+        self.randomize()
+        if self._channel < 0:
+            return data
+        d = dict(data)
+        for key in self.key_iterator(d):
+            img = torch.as_tensor(d[key])
+            if img.shape[0] < 2:
+                continue
+            img = img.clone()
+            img[self._channel % img.shape[0]] = 0
+            d[key] = img
+        return d
+
+
 def training_transforms(cfg: AugmentConfig, *, patch_size: tuple[int, int, int], spacing_mm: float) -> Compose:
     """Pad, crop a patch (2 of 3 centred on foreground), then augment. Input: ``image (C,Z,Y,X)``,
     ``label (1,Z,Y,X)`` tensors."""
@@ -105,6 +134,7 @@ def training_transforms(cfg: AugmentConfig, *, patch_size: tuple[int, int, int],
             RandShiftIntensityd(["image"], offsets=0.15, prob=cfg.intensity_prob),
             RandAdjustContrastd(["image"], gamma=(0.75, 1.4), prob=cfg.intensity_prob * 0.5),
             RandGaussianNoised(["image"], prob=cfg.noise_prob, std=0.1),
+            RandChannelDropoutd(["image"], prob=cfg.channel_dropout),
         ]
     )
 

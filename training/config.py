@@ -67,6 +67,9 @@ class AugmentConfig:
     thick_slice_prob: float = 0.2
     thick_slice_mm: tuple[float, float] = (4.0, 7.0)
     noise_prob: float = 0.2
+    #: probability per sample that one input channel, drawn at random, is set to 0 (the value outside the brain):
+    #: the network cannot lean on one sequence alone, e.g. FLAIR where T1c shows the enhancing rim
+    channel_dropout: float = 0.0
 
 
 @dataclass(frozen=True)
