@@ -18,10 +18,13 @@ from training.dicom_eval import APP_RULES, evaluate_study, find_studies
 pytestmark = pytest.mark.integration
 
 REPO_MODELS = Path(__file__).resolve().parents[2] / "models"
-#: The project's aim is a mean Dice of 0.70 against MaskTumor; the bundled models reach 0.386 (0.358, 0.500, 0.301),
-#: so the aim is not reached (docs/accuracy.md; MaskTumor is post-operative enhancing tissue, and GTV 0.4.0 draws more
-#: around the resection than 0.3.0, which reached 0.508 covering less of it). This floor guards against regressions.
-MIN_MEAN_DICE = 0.37
+#: The project's aim is a mean Dice of 0.70 against MaskTumor; the bundled models reach 0.454 (0.387, 0.488, 0.488),
+#: so the aim is not reached (docs/accuracy.md; MaskTumor is post-operative enhancing tissue, and the GTV model draws
+#: more than it around the resection site). This floor guards against regressions.
+MIN_MEAN_DICE = 0.42
+#: No GTV far from the tumour on a real head: the bundled models leave 0.88, 0.02 and 0.00 cm3 farther than 20 mm
+#: from MaskTumor (the previous GTV model, trained on half the patches, left 1.12, 0.00, 1.96 cm3 there).
+MAX_FAR_GTV_CM3 = 1.0
 
 
 @pytest.fixture(scope="module")
@@ -49,6 +52,11 @@ def test_no_gtv_outside_the_brain(results):
 def test_gtv_overlaps_the_reference(results):
     dsc = [r["dsc"] for r in results.values()]
     assert np.mean(dsc) >= MIN_MEAN_DICE, f"Dice vs MaskTumor {np.round(dsc, 3).tolist()}"
+
+
+def test_no_gtv_far_from_the_tumour(results):
+    far = {name: round(r["gtv_farther_than_20mm_cm3"], 3) for name, r in results.items()}
+    assert all(v < MAX_FAR_GTV_CM3 for v in far.values()), f"GTV cm3 farther than 20 mm from MaskTumor: {far}"
 
 
 def test_dice_splits_into_coverage_and_precision(results):
