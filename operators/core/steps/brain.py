@@ -57,7 +57,7 @@ def extract_brain(reference: Volume, spec: ModelSpec, predictor) -> BrainMask:
         spec, predictor: the brain-extraction bundle and its back end.
     """
     post = spec.postprocessing
-    mask = _clean(brain_probability(reference, spec, predictor) > post.threshold, post)
+    mask = clean_brain_mask(brain_probability(reference, spec, predictor) > post.threshold, post)
     stripped = False
     if mask.any() and post.stripped_input_zero_fraction > 0:
         zero = outer_shell_zero_fraction(reference, mask)
@@ -65,7 +65,7 @@ def extract_brain(reference: Volume, spec: ModelSpec, predictor) -> BrainMask:
         if stripped:
             logger.info("the input is skull-stripped (%.1f %% of the shell %g-%g mm outside the %s brain is 0): its "
                         "non-zero region is the brain", 100 * zero, *SHELL_MM, spec.backend)
-            mask = _clean(reference.array != 0, post)
+            mask = clean_brain_mask(reference.array != 0, post)
     region = grow(mask, post.dilate_mm, reference.grid.spacing_zyx) if post.dilate_mm > 0 else mask
     brain = BrainMask(tissue=reference.with_array(mask), region=reference.with_array(region), model=spec.identity(),
                       skull_stripped=stripped)
@@ -74,7 +74,7 @@ def extract_brain(reference: Volume, spec: ModelSpec, predictor) -> BrainMask:
     return brain
 
 
-def _clean(mask: np.ndarray, post) -> np.ndarray:
+def clean_brain_mask(mask: np.ndarray, post) -> np.ndarray:
     """The largest component, holes filled in 3-D and slice by slice, as the brain model's post-processing says."""
     if mask.any() and post.largest_component:
         labels, n = ndimage.label(mask)
