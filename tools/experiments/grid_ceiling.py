@@ -26,11 +26,7 @@ from operators.core.geometry import resample
 from operators.core.model.schema import Preprocessing
 from operators.core.steps.preprocess import model_grid_for, to_reference
 from training.brats import TUMOUR_CORE_LABELS, find_cases, load_split, read_tumour_core
-
-
-def dice(a: np.ndarray, b: np.ndarray) -> float:
-    total = int(a.sum()) + int(b.sum())
-    return 2.0 * int(np.logical_and(a, b).sum()) / total if total else 1.0
+from training.train import dice
 
 
 def ceiling(core, spacing_mm: float) -> float:
