@@ -65,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--out", required=True)
     e.add_argument("--name", required=True)
     e.add_argument("--version", required=True)
+    e.add_argument("--checkpoint", choices=("best", "last"), default="best",
+                   help="best: the epoch with the best validation Dice (default); last: the final epoch")
     rv = sub.add_parser("record-validation", help="write an evaluate run's summary into a bundle's metadata (the "
                                                   "validation accuracy the app reports)")
     rv.add_argument("--model", required=True)
@@ -206,8 +208,11 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "export":
             from training.export import export_bundle
 
+            if args.checkpoint == "last" and len(args.run) > 1:
+                raise SystemExit("export: --checkpoint last exports one run, not an ensemble")
             export_bundle(args.run if len(args.run) > 1 else args.run[0], args.out, name=args.name,
-                          version=args.version)
+                          version=args.version,
+                          checkpoint=Path(args.run[0]) / "last.pt" if args.checkpoint == "last" else None)
         elif args.command == "record-validation":
             from training.export import record_validation
 

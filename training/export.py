@@ -215,6 +215,8 @@ def export_bundle(run_dir: str | Path | list, out: str | Path, *, name: str, ver
     Args:
         training: facts for ``metadata["training"]`` (case IDs, metrics, command); the run's history is added.
         docs: extra files copied into ``docs/`` (report, learning curve).
+        checkpoint: the checkpoint to export instead of the run's ``best.pt`` (for example its final epoch's
+            ``last.pt``); the metadata then names it and its epoch.
     """
     runs = [Path(r) for r in run_dir] if isinstance(run_dir, (list, tuple)) else [Path(run_dir)]
     run_dir, out = runs[0], Path(out)
@@ -245,6 +247,9 @@ def export_bundle(run_dir: str | Path | list, out: str | Path, *, name: str, ver
         facts = {"run": config.name, "best_epoch": history["best_epoch"], **facts_data,
                  "best_validation_dice_model_grid": round(history["best_val_dice"], 4), "init": config.init,
                  **(training or {})}
+        if checkpoint.name != "best.pt":  # e.g. the final epoch's last.pt: say which epoch the bundle holds
+            epoch = torch.load(checkpoint, map_location="cpu", weights_only=False)["epoch"] + 1
+            facts.update({"checkpoint": f"{checkpoint.name} (epoch {epoch})", "epoch": epoch})
         if members:
             facts.update({"ensemble": members, "best_epoch": [m["best_epoch"] for m in members],
                           "best_validation_dice_model_grid": [m["best_validation_dice_model_grid"] for m in members]})

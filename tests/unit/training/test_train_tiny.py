@@ -92,6 +92,18 @@ def test_export_round_trip_gives_identical_outputs(tiny, tmp_path):
     assert probs.shape == (1, 20, 30, 25) and probs.min() >= 0 and probs.max() <= 1
 
 
+def test_export_of_the_final_epoch(tiny, tmp_path):
+    """``--checkpoint last``: the bundle holds the final epoch's weights and says so."""
+    run = train(tiny("a", "optim.epochs=2"), progress=False)
+    spec = load_model_spec(export_bundle(run.out_dir, tmp_path / "bundle", name="tiny", version="0.0.1",
+                                         checkpoint=run.out_dir / "last.pt"))
+    assert spec.metadata["training"]["checkpoint"] == "last.pt (epoch 2)"
+    last = torch.load(run.out_dir / "last.pt", weights_only=False)["model"]
+    ts = torch.jit.load(str(spec.model_file))
+    for key, value in ts.state_dict().items():
+        torch.testing.assert_close(value, last[key], rtol=0, atol=0)
+
+
 def test_onnxruntime_back_end_matches_torchscript_on_a_real_case(tiny, tmp_path, shared_data):
     """Every CPU back end against TorchScript fp32 on a real BraTS case: probabilities and masks."""
     from operators.core.model.predictor import OnnxRuntimePredictor
