@@ -208,11 +208,8 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "export":
             from training.export import export_bundle
 
-            if args.checkpoint == "last" and len(args.run) > 1:
-                raise SystemExit("export: --checkpoint last exports one run, not an ensemble")
             export_bundle(args.run if len(args.run) > 1 else args.run[0], args.out, name=args.name,
-                          version=args.version,
-                          checkpoint=Path(args.run[0]) / "last.pt" if args.checkpoint == "last" else None)
+                          version=args.version, checkpoint=f"{args.checkpoint}.pt")
         elif args.command == "record-validation":
             from training.export import record_validation
 

@@ -188,9 +188,15 @@ def build_metadata(config: TrainConfig, *, name: str, version: str, sha256: str,
     }
 
 
-def load_ensemble(run_dirs: list[Path]) -> tuple[TrainConfig, torch.nn.Module, list[dict]]:
-    """The networks of several runs' best checkpoints as one :class:`MeanLogits` (their configurations must agree
-    on everything the app reads: channels, grid, patch, labels, post-processing, network), with each run's facts."""
+def checkpoint_epoch(path: Path) -> int:
+    """The 1-based epoch whose weights a checkpoint holds."""
+    return torch.load(path, map_location="cpu", weights_only=False)["epoch"] + 1
+
+
+def load_ensemble(run_dirs: list[Path], checkpoint: str = "best.pt") -> tuple[TrainConfig, torch.nn.Module, list[dict]]:
+    """The networks of several runs' ``checkpoint`` files (each run's best or final epoch) as one
+    :class:`MeanLogits` (their configurations must agree on everything the app reads: channels, grid, patch, labels,
+    post-processing, network), with each run's facts."""
     configs = [load_run_config(r) for r in run_dirs]
     first = configs[0]
     for r, c in zip(run_dirs[1:], configs[1:]):
@@ -200,28 +206,30 @@ def load_ensemble(run_dirs: list[Path]) -> tuple[TrainConfig, torch.nn.Module, l
     members, facts = [], []
     for r, c in zip(run_dirs, configs):
         history = json.loads((r / "history.json").read_text())
-        members.append(load_network(c, r / "best.pt"))
-        facts.append({"run": str(r), "seed": c.seed, "best_epoch": history["best_epoch"],
-                      "best_validation_dice_model_grid": round(history["best_val_dice"], 4), "init": c.init})
+        members.append(load_network(c, r / checkpoint))
+        fact = {"run": str(r), "seed": c.seed, "best_epoch": history["best_epoch"],
+                "best_validation_dice_model_grid": round(history["best_val_dice"], 4), "init": c.init}
+        if checkpoint != "best.pt":
+            fact.update({"checkpoint": f"{checkpoint} (epoch {checkpoint_epoch(r / checkpoint)})"})
+        facts.append(fact)
     return first, MeanLogits(members).eval(), facts
 
 
 def export_bundle(run_dir: str | Path | list, out: str | Path, *, name: str, version: str,
-                  training: dict | None = None, description: str = "", checkpoint: str | Path | None = None,
+                  training: dict | None = None, description: str = "", checkpoint: str = "best.pt",
                   docs: dict[str, Path] | None = None) -> Path:
     """Write the bundle for ``run_dir``'s best checkpoint into ``out`` (replaced atomically). A list of run folders
-    exports their ensemble (:class:`MeanLogits` of each run's best checkpoint) as the bundle's one network.
+    exports their ensemble (:class:`MeanLogits` of each run's checkpoint) as the bundle's one network.
 
     Args:
         training: facts for ``metadata["training"]`` (case IDs, metrics, command); the run's history is added.
         docs: extra files copied into ``docs/`` (report, learning curve).
-        checkpoint: the checkpoint to export instead of the run's ``best.pt`` (for example its final epoch's
-            ``last.pt``); the metadata then names it and its epoch.
+        checkpoint: the checkpoint file in each run folder: ``best.pt`` (the best validation epoch) or ``last.pt``
+            (the final epoch; the metadata then names it and its epoch).
     """
     runs = [Path(r) for r in run_dir] if isinstance(run_dir, (list, tuple)) else [Path(run_dir)]
     run_dir, out = runs[0], Path(out)
     config = load_run_config(run_dir)
-    checkpoint = Path(checkpoint or run_dir / "best.pt")
     history = json.loads((run_dir / "history.json").read_text())
     members = None
     tmp = Path(tempfile.mkdtemp(prefix=".bundle-", dir=out.parent if out.parent.exists() else None))
@@ -229,9 +237,9 @@ def export_bundle(run_dir: str | Path | list, out: str | Path, *, name: str, ver
         (tmp / MODEL_PATH).parent.mkdir(parents=True)
         (tmp / METADATA_PATH).parent.mkdir(parents=True)
         if len(runs) > 1:
-            config, net, members = load_ensemble(runs)
+            config, net, members = load_ensemble(runs, checkpoint)
         else:
-            net = load_network(config, checkpoint)
+            net = load_network(config, run_dir / checkpoint)
         trace_network(net, in_channels=config.in_channels, patch_size=config.preprocessing.patch_size).save(
             str(tmp / MODEL_PATH))
         sha = sha256_of(tmp / MODEL_PATH)
@@ -247,10 +255,12 @@ def export_bundle(run_dir: str | Path | list, out: str | Path, *, name: str, ver
         facts = {"run": config.name, "best_epoch": history["best_epoch"], **facts_data,
                  "best_validation_dice_model_grid": round(history["best_val_dice"], 4), "init": config.init,
                  **(training or {})}
-        if checkpoint.name != "best.pt":  # e.g. the final epoch's last.pt: say which epoch the bundle holds
-            epoch = torch.load(checkpoint, map_location="cpu", weights_only=False)["epoch"] + 1
-            facts.update({"checkpoint": f"{checkpoint.name} (epoch {epoch})", "epoch": epoch})
+        if checkpoint != "best.pt" and not members:  # the final epoch's last.pt: say which epoch the bundle holds
+            epoch = checkpoint_epoch(run_dir / checkpoint)
+            facts.update({"checkpoint": f"{checkpoint} (epoch {epoch})", "epoch": epoch})
         if members:
+            if checkpoint != "best.pt":
+                facts["checkpoint"] = f"{checkpoint} of each member"
             facts.update({"ensemble": members, "best_epoch": [m["best_epoch"] for m in members],
                           "best_validation_dice_model_grid": [m["best_validation_dice_model_grid"] for m in members]})
         meta = build_metadata(config, name=name, version=version, sha256=sha, training=facts,

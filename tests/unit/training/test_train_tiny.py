@@ -93,15 +93,24 @@ def test_export_round_trip_gives_identical_outputs(tiny, tmp_path):
 
 
 def test_export_of_the_final_epoch(tiny, tmp_path):
-    """``--checkpoint last``: the bundle holds the final epoch's weights and says so."""
+    """``--checkpoint last``: the bundle holds the final epoch's weights and says so, for one run and for an ensemble
+    of runs (each member its own final epoch)."""
     run = train(tiny("a", "optim.epochs=2"), progress=False)
     spec = load_model_spec(export_bundle(run.out_dir, tmp_path / "bundle", name="tiny", version="0.0.1",
-                                         checkpoint=run.out_dir / "last.pt"))
+                                         checkpoint="last.pt"))
     assert spec.metadata["training"]["checkpoint"] == "last.pt (epoch 2)"
     last = torch.load(run.out_dir / "last.pt", weights_only=False)["model"]
     ts = torch.jit.load(str(spec.model_file))
     for key, value in ts.state_dict().items():
         torch.testing.assert_close(value, last[key], rtol=0, atol=0)
+    other = train(tiny("b", "optim.epochs=2", "seed=1"), progress=False)
+    spec = load_model_spec(export_bundle([run.out_dir, other.out_dir], tmp_path / "ensemble", name="tiny",
+                                         version="0.0.1", checkpoint="last.pt"))
+    assert [m["checkpoint"] for m in spec.metadata["training"]["ensemble"]] == ["last.pt (epoch 2)"] * 2
+    weights = torch.jit.load(str(spec.model_file)).state_dict()
+    for i, member in enumerate((run, other)):
+        for key, value in torch.load(member.out_dir / "last.pt", weights_only=False)["model"].items():
+            torch.testing.assert_close(weights[f"members.{i}.{key}"], value, rtol=0, atol=0)
 
 
 def test_onnxruntime_back_end_matches_torchscript_on_a_real_case(tiny, tmp_path, shared_data):
