@@ -65,8 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--out", required=True)
     e.add_argument("--name", required=True)
     e.add_argument("--version", required=True)
-    e.add_argument("--checkpoint", choices=("best", "last"), default="best",
-                   help="best: the epoch with the best validation Dice (default); last: the final epoch")
+    e.add_argument("--checkpoint", choices=("best", "last", "average"), default="best",
+                   help="best: the epoch with the best validation Dice (default); last: the final epoch; average: "
+                        "the weights averaged over the final epochs (optim.average_epochs)")
     rv = sub.add_parser("record-validation", help="write an evaluate run's summary into a bundle's metadata (the "
                                                   "validation accuracy the app reports)")
     rv.add_argument("--model", required=True)

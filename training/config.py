@@ -81,6 +81,10 @@ class OptimConfig:
     warmup_epochs: int = 1
     num_workers: int = 0
     threads: int = 2
+    #: the last ``average_epochs`` epochs run at a constant ``average_lr_factor * lr`` and their end-of-epoch weights
+    #: are averaged into ``average.pt`` (stochastic weight averaging); the cosine schedule spans the epochs before
+    average_epochs: int = 0
+    average_lr_factor: float = 0.25
 
 
 @dataclass(frozen=True)
@@ -112,6 +116,10 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.task not in TASKS:
             raise ConfigError(f"config {self.name}: task must be one of {TASKS}, found {self.task!r}")
+        o = self.optim
+        if not 0 <= o.average_epochs < o.epochs or not 0 < o.average_lr_factor <= 1:
+            raise ConfigError(f"config {self.name}: optim.average_epochs must be in [0, epochs) and "
+                              f"optim.average_lr_factor in (0, 1], found {o.average_epochs} and {o.average_lr_factor}")
 
     @property
     def in_channels(self) -> int:

@@ -188,9 +188,14 @@ def build_metadata(config: TrainConfig, *, name: str, version: str, sha256: str,
     }
 
 
-def checkpoint_epoch(path: Path) -> int:
-    """The 1-based epoch whose weights a checkpoint holds."""
-    return torch.load(path, map_location="cpu", weights_only=False)["epoch"] + 1
+def checkpoint_facts(path: Path) -> dict:
+    """What a ``last.pt`` or ``average.pt`` holds, for the bundle's metadata."""
+    ck = torch.load(path, map_location="cpu", weights_only=False)
+    if "averaged_epochs" in ck:
+        first, last = ck["averaged_epochs"]
+        return {"checkpoint": f"{path.name} (the mean of the weights at the end of epochs {first}-{last})",
+                "averaged_epochs": [first, last]}
+    return {"checkpoint": f"{path.name} (epoch {ck['epoch'] + 1})", "epoch": ck["epoch"] + 1}
 
 
 def load_ensemble(run_dirs: list[Path], checkpoint: str = "best.pt") -> tuple[TrainConfig, torch.nn.Module, list[dict]]:
@@ -210,7 +215,7 @@ def load_ensemble(run_dirs: list[Path], checkpoint: str = "best.pt") -> tuple[Tr
         fact = {"run": str(r), "seed": c.seed, "best_epoch": history["best_epoch"],
                 "best_validation_dice_model_grid": round(history["best_val_dice"], 4), "init": c.init}
         if checkpoint != "best.pt":
-            fact.update({"checkpoint": f"{checkpoint} (epoch {checkpoint_epoch(r / checkpoint)})"})
+            fact["checkpoint"] = checkpoint_facts(r / checkpoint)["checkpoint"]
         facts.append(fact)
     return first, MeanLogits(members).eval(), facts
 
@@ -224,8 +229,9 @@ def export_bundle(run_dir: str | Path | list, out: str | Path, *, name: str, ver
     Args:
         training: facts for ``metadata["training"]`` (case IDs, metrics, command); the run's history is added.
         docs: extra files copied into ``docs/`` (report, learning curve).
-        checkpoint: the checkpoint file in each run folder: ``best.pt`` (the best validation epoch) or ``last.pt``
-            (the final epoch; the metadata then names it and its epoch).
+        checkpoint: the checkpoint file in each run folder: ``best.pt`` (the best validation epoch), ``last.pt``
+            (the final epoch) or ``average.pt`` (the weights averaged over the final epochs); the metadata names
+            which epochs a ``last.pt`` or ``average.pt`` holds.
     """
     runs = [Path(r) for r in run_dir] if isinstance(run_dir, (list, tuple)) else [Path(run_dir)]
     run_dir, out = runs[0], Path(out)
@@ -255,9 +261,8 @@ def export_bundle(run_dir: str | Path | list, out: str | Path, *, name: str, ver
         facts = {"run": config.name, "best_epoch": history["best_epoch"], **facts_data,
                  "best_validation_dice_model_grid": round(history["best_val_dice"], 4), "init": config.init,
                  **(training or {})}
-        if checkpoint != "best.pt" and not members:  # the final epoch's last.pt: say which epoch the bundle holds
-            epoch = checkpoint_epoch(run_dir / checkpoint)
-            facts.update({"checkpoint": f"{checkpoint} (epoch {epoch})", "epoch": epoch})
+        if checkpoint != "best.pt" and not members:  # last.pt or average.pt: say which epochs the bundle holds
+            facts.update(checkpoint_facts(run_dir / checkpoint))
         if members:
             if checkpoint != "best.pt":
                 facts["checkpoint"] = f"{checkpoint} of each member"

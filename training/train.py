@@ -1,7 +1,10 @@
 """``train(config) -> RunResult``: one training run (pretraining, fine-tuning or from scratch).
 
 * Deterministic for a seed: weights, patch sampling and augmentation derive from ``config.seed``.
-* Resumable: ``<out_dir>/last.pt`` holds model, optimiser, schedule, epoch and history; a rerun continues.
+* Resumable: ``<out_dir>/last.pt`` holds model, optimiser, schedule, epoch, history and the weight average; a rerun
+  continues, also with more epochs (the schedule is the one configured now).
+* Weight averaging (``optim.average_epochs``): the final epochs run at a constant learning rate and the mean of
+  their end-of-epoch weights is kept in ``<out_dir>/average.pt``, validated every epoch beside the current weights.
 * Multi-process data parallel under ``torchrun`` (gloo on CPU, nccl on GPU): each rank draws its share of the
   epoch's samples; rank 0 validates, logs and saves.
 * Transfer learning: ``config.init`` names a checkpoint whose weights initialise every layer of the same shape;
@@ -36,7 +39,8 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class RunResult:
-    """What a run produced. ``history`` has one dict per epoch (train_loss, val_dice, val_dice_cases, lr, seconds)."""
+    """What a run produced. ``history`` has one dict per epoch (train_loss, val_dice, val_dice_cases, the epoch's lr,
+    seconds; with weight averaging also averaged_epochs and the average's val_dice_average)."""
 
     out_dir: Path
     best_epoch: int
@@ -126,10 +130,37 @@ class TransformedDataset(Dataset):
 
 
 def _lr_factor(epoch: int, cfg) -> float:
+    """Linear warm-up, a cosine from 1 to 0.05 over the epochs before the averaging ones, then constant."""
+    cosine_epochs = cfg.epochs - cfg.average_epochs
+    if cfg.average_epochs and epoch >= cosine_epochs:
+        return cfg.average_lr_factor
     if epoch < cfg.warmup_epochs:
         return (epoch + 1) / (cfg.warmup_epochs + 1)
-    t = (epoch - cfg.warmup_epochs) / max(cfg.epochs - cfg.warmup_epochs, 1)
+    t = (epoch - cfg.warmup_epochs) / max(cosine_epochs - cfg.warmup_epochs, 1)
     return 0.5 * (1 + math.cos(math.pi * t)) * 0.95 + 0.05
+
+
+class WeightAverage:
+    """The running mean of a network's weights taken at the end of each averaging epoch (stochastic weight
+    averaging, Izmailov et al. 2018). SegResNet normalises with group norm, so the mean needs no statistics pass."""
+
+    def __init__(self, state: dict | None = None, count: int = 0, first_epoch: int = 0) -> None:
+        self.state, self.count, self.first_epoch = state, count, first_epoch
+
+    def update(self, net: torch.nn.Module, epoch: int) -> None:
+        weights = {k: v.detach().clone() for k, v in net.state_dict().items()}
+        if self.state is None:
+            self.state, self.count, self.first_epoch = weights, 1, epoch
+            return
+        self.count += 1
+        for k, v in weights.items():
+            if v.is_floating_point():
+                self.state[k] += (v - self.state[k]) / self.count
+            else:
+                self.state[k] = v
+
+    def to_dict(self) -> dict:
+        return {"state": self.state, "count": self.count, "first_epoch": self.first_epoch}
 
 
 def dice(pred: np.ndarray, ref: np.ndarray) -> float:
@@ -204,6 +235,7 @@ def train(config: TrainConfig, *, resume: bool = True, progress: bool = True) ->
     history: list[dict] = []
     start_epoch = 0
     best = (-1, -1.0)
+    average = WeightAverage()
     last = out / "last.pt"
     if resume and last.is_file():
         ck = torch.load(last, map_location=device, weights_only=False)
@@ -211,7 +243,11 @@ def train(config: TrainConfig, *, resume: bool = True, progress: bool = True) ->
         opt.load_state_dict(ck["optimizer"])
         sched.load_state_dict(ck["scheduler"])
         history, start_epoch, best = ck["history"], ck["epoch"] + 1, tuple(ck["best"])
+        average = WeightAverage(**ck.get("average", {}))
+        for group, base_lr in zip(opt.param_groups, sched.base_lrs):  # the schedule as configured now (a run
+            group["lr"] = base_lr * _lr_factor(start_epoch, config.optim)  # continued with more epochs, say)
         logger.info("resuming %s at epoch %d", out, start_epoch + 1)
+    averaged_net = None
     model = net
     if world > 1:
         ids = [device.index] if device.type == "cuda" else None
@@ -228,6 +264,7 @@ def train(config: TrainConfig, *, resume: bool = True, progress: bool = True) ->
 
     for epoch in range(start_epoch, config.optim.epochs):
         t0 = time.time()
+        lr = opt.param_groups[0]["lr"]  # this epoch's learning rate, recorded with it
         data.set_epoch(epoch)
         loader = DataLoader(data, batch_size=config.optim.batch_size, shuffle=False,
                             num_workers=config.optim.num_workers, drop_last=True)
@@ -246,6 +283,8 @@ def train(config: TrainConfig, *, resume: bool = True, progress: bool = True) ->
             losses.append(loss.item())
             bar.set_postfix(loss=f"{np.mean(losses):.4f}")
         sched.step()
+        if epoch >= config.optim.epochs - config.optim.average_epochs:
+            average.update(net, epoch)
         if rank == 0:
             scores = validate(net, val_cases, patch_size=pre.patch_size, overlap=pre.overlap, device=device)
             entry = {
@@ -253,21 +292,35 @@ def train(config: TrainConfig, *, resume: bool = True, progress: bool = True) ->
                 "train_loss": float(np.mean(losses)) if losses else float("nan"),
                 "val_dice": float(np.mean(scores)),
                 "val_dice_cases": [round(s, 4) for s in scores],
-                "lr": opt.param_groups[0]["lr"],
+                "lr": lr,
                 "seconds": round(time.time() - t0, 1),
                 "device": where,
             }
+            if average.count:
+                if averaged_net is None:
+                    averaged_net = build_network(config.model, in_channels=config.in_channels,
+                                                 out_channels=len(config.labels)).to(device)
+                averaged_net.load_state_dict(average.state)
+                avg_scores = validate(averaged_net, val_cases, patch_size=pre.patch_size, overlap=pre.overlap,
+                                      device=device)
+                entry.update({"averaged_epochs": [average.first_epoch + 1, epoch + 1],
+                              "val_dice_average": float(np.mean(avg_scores)),
+                              "val_dice_average_cases": [round(s, 4) for s in avg_scores]})
+                torch.save({"model": average.state, "epoch": epoch, "averaged_epochs": entry["averaged_epochs"],
+                            "config": config.to_dict()}, out / "average.tmp")
+                os.replace(out / "average.tmp", out / "average.pt")
             history.append(entry)
             if entry["val_dice"] > best[1]:
                 best = (epoch + 1, entry["val_dice"])
                 torch.save({"model": net.state_dict(), "epoch": epoch, "config": config.to_dict()}, out / "best.pt")
             torch.save({"model": net.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                        "epoch": epoch, "history": history, "best": list(best), "config": config.to_dict()},
-                       out / "last.tmp")
+                        "epoch": epoch, "history": history, "best": list(best), "config": config.to_dict(),
+                        "average": average.to_dict()}, out / "last.tmp")
             os.replace(out / "last.tmp", last)
-            logger.info("%s epoch %d/%d: loss %.4f, validation Dice %.4f (best %.4f at %d), %.0f s", config.name,
+            logger.info("%s epoch %d/%d: loss %.4f, validation Dice %.4f (best %.4f at %d)%s, %.0f s", config.name,
                         epoch + 1, config.optim.epochs, entry["train_loss"], entry["val_dice"], best[1], best[0],
-                        entry["seconds"])
+                        f", weights averaged over epochs {average.first_epoch + 1}-{epoch + 1}: "
+                        f"{entry['val_dice_average']:.4f}" if average.count else "", entry["seconds"])
         if world > 1:
             torch.distributed.barrier()
     result = RunResult(out_dir=out, best_epoch=int(best[0]), best_val_dice=float(best[1]), history=history)

@@ -8,7 +8,7 @@ import torch
 
 from operators.core.model.predictor import TorchScriptPredictor
 from operators.core.model.spec import load_model_spec
-from training.config import load_config
+from training.config import ConfigError, load_config
 from training.export import export_bundle, load_run_config
 from training.train import build_network, train
 
@@ -167,3 +167,34 @@ def test_ensemble_export_is_the_mean_of_its_members_in_every_format(tiny, tmp_pa
     c = train(tiny("c", "optim.epochs=1", "preprocessing.channels=[T1c]"), progress=False)
     with pytest.raises(ValueError, match="preprocessing differs"):
         export_bundle([a.out_dir, c.out_dir], tmp_path / "bad", name="tiny", version="0.0.1")
+
+
+def test_weight_averaging_is_the_mean_of_the_final_epochs_and_survives_a_resume(tiny, tmp_path):
+    """``optim.average_epochs``: ``average.pt`` is the mean of the weights at the end of the averaging epochs; a
+    finished run continued into averaging epochs (its cosine schedule unchanged) gives the same weights as one run
+    straight through; ``--checkpoint average`` exports exactly those weights and names the epochs."""
+    train(tiny("a", "optim.epochs=2"), progress=False)
+    a = train(tiny("a", "optim.epochs=3", "optim.average_epochs=1"), progress=False)
+    w3 = torch.load(a.out_dir / "last.pt", weights_only=False)["model"]
+    a = train(tiny("a", "optim.epochs=4", "optim.average_epochs=2"), progress=False)
+    w4 = torch.load(a.out_dir / "last.pt", weights_only=False)["model"]
+    average = torch.load(a.out_dir / "average.pt", weights_only=False)
+    assert average["averaged_epochs"] == [3, 4]
+    for key, value in average["model"].items():
+        torch.testing.assert_close(value, (w3[key] + w4[key]) / 2)
+    assert "val_dice_average" not in a.history[1]
+    assert [e["averaged_epochs"] for e in a.history[2:]] == [[3, 3], [3, 4]]
+    straight = train(tiny("b", "optim.epochs=4", "optim.average_epochs=2"), progress=False)
+    assert [e["lr"] for e in straight.history] == [e["lr"] for e in a.history]
+    for key, value in torch.load(straight.out_dir / "average.pt", weights_only=False)["model"].items():
+        torch.testing.assert_close(value, average["model"][key])
+    spec = load_model_spec(export_bundle(a.out_dir, tmp_path / "bundle", name="tiny", version="0.0.1",
+                                         checkpoint="average.pt"))
+    assert spec.metadata["training"]["averaged_epochs"] == [3, 4]
+    for key, value in torch.jit.load(str(spec.model_file)).state_dict().items():
+        torch.testing.assert_close(value, average["model"][key], rtol=0, atol=0)
+
+
+def test_averaging_every_epoch_is_refused(tiny):
+    with pytest.raises(ConfigError, match="average_epochs"):
+        tiny("a", "optim.epochs=2", "optim.average_epochs=2")
