@@ -261,19 +261,27 @@ def plot_curves(histories: dict[str, dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 5.5))
     for arm, h in histories.items():
         ep = [e["epoch"] for e in h["history"]]
         ax1.plot(ep, [e["val_dice"] for e in h["history"]], label=arm)
         ax2.plot(ep, [e["train_loss"] for e in h["history"]], label=arm)
+        colour = ax1.lines[-1].get_color()
         conv = convergence_epoch([e["val_dice"] for e in h["history"]])
         if conv:
-            ax1.axvline(conv, ls=":", color=ax1.lines[-1].get_color())
-    ax1.set(xlabel="epoch", ylabel="validation DSC (model grid)", title="Validation DSC (dotted: convergence epoch)")
+            ax1.axvline(conv, ls=":", color=colour)
+        averaged = [e for e in h["history"] if "val_dice_average" in e]
+        if averaged:
+            ax1.plot([e["epoch"] for e in averaged], [e["val_dice_average"] for e in averaged], ls="--", lw=2,
+                     color=colour, label=f"{arm}: weight average")
+    ax1.set(xlabel="epoch", ylabel="validation DSC (model grid)")
+    ax1.set_title("Validation DSC (dotted: convergence epoch; dashed: weight average)", fontsize=10)
     ax2.set(xlabel="epoch", ylabel="Dice + BCE loss", title="Training loss")
     for ax in (ax1, ax2):
         ax.grid(alpha=0.3)
-        ax.legend()
-    fig.tight_layout()
+    handles, labels = ax1.get_legend_handles_labels()
+    rows = (len(labels) + 1) // 2
+    fig.legend(handles, labels, loc="lower center", ncol=2, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.035 * rows + 0.02, 1, 1))
     fig.savefig(path, dpi=100)
     plt.close(fig)
