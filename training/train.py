@@ -28,6 +28,7 @@ import yaml
 from monai.inferers import sliding_window_inference
 from monai.losses import DiceCELoss
 from monai.networks.nets import SegResNet
+from torch.optim.swa_utils import AveragedModel
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
@@ -140,29 +141,6 @@ def _lr_factor(epoch: int, cfg) -> float:
     return 0.5 * (1 + math.cos(math.pi * t)) * 0.95 + 0.05
 
 
-class WeightAverage:
-    """The running mean of a network's weights taken at the end of each averaging epoch (stochastic weight
-    averaging, Izmailov et al. 2018). SegResNet normalises with group norm, so the mean needs no statistics pass."""
-
-    def __init__(self, state: dict | None = None, count: int = 0, first_epoch: int = 0) -> None:
-        self.state, self.count, self.first_epoch = state, count, first_epoch
-
-    def update(self, net: torch.nn.Module, epoch: int) -> None:
-        weights = {k: v.detach().clone() for k, v in net.state_dict().items()}
-        if self.state is None:
-            self.state, self.count, self.first_epoch = weights, 1, epoch
-            return
-        self.count += 1
-        for k, v in weights.items():
-            if v.is_floating_point():
-                self.state[k] += (v - self.state[k]) / self.count
-            else:
-                self.state[k] = v
-
-    def to_dict(self) -> dict:
-        return {"state": self.state, "count": self.count, "first_epoch": self.first_epoch}
-
-
 def dice(pred: np.ndarray, ref: np.ndarray) -> float:
     """Dice of two bool arrays; 1.0 when both are empty."""
     s = pred.sum() + ref.sum()
@@ -235,7 +213,10 @@ def train(config: TrainConfig, *, resume: bool = True, progress: bool = True) ->
     history: list[dict] = []
     start_epoch = 0
     best = (-1, -1.0)
-    average = WeightAverage()
+    # stochastic weight averaging (Izmailov et al. 2018): SegResNet normalises with group norm, so the mean of the
+    # weights needs no statistics pass
+    first_average = config.optim.epochs - config.optim.average_epochs
+    average = AveragedModel(net) if config.optim.average_epochs else None
     last = out / "last.pt"
     if resume and last.is_file():
         ck = torch.load(last, map_location=device, weights_only=False)
@@ -243,11 +224,11 @@ def train(config: TrainConfig, *, resume: bool = True, progress: bool = True) ->
         opt.load_state_dict(ck["optimizer"])
         sched.load_state_dict(ck["scheduler"])
         history, start_epoch, best = ck["history"], ck["epoch"] + 1, tuple(ck["best"])
-        average = WeightAverage(**ck.get("average", {}))
+        if average is not None and ck.get("average"):
+            average.load_state_dict(ck["average"])
         for group, base_lr in zip(opt.param_groups, sched.base_lrs):  # the schedule as configured now (a run
             group["lr"] = base_lr * _lr_factor(start_epoch, config.optim)  # continued with more epochs, say)
         logger.info("resuming %s at epoch %d", out, start_epoch + 1)
-    averaged_net = None
     model = net
     if world > 1:
         ids = [device.index] if device.type == "cuda" else None
@@ -283,8 +264,9 @@ def train(config: TrainConfig, *, resume: bool = True, progress: bool = True) ->
             losses.append(loss.item())
             bar.set_postfix(loss=f"{np.mean(losses):.4f}")
         sched.step()
-        if epoch >= config.optim.epochs - config.optim.average_epochs:
-            average.update(net, epoch)
+        averaging = average is not None and epoch >= first_average
+        if averaging:
+            average.update_parameters(net)
         if rank == 0:
             scores = validate(net, val_cases, patch_size=pre.patch_size, overlap=pre.overlap, device=device)
             entry = {
@@ -296,18 +278,15 @@ def train(config: TrainConfig, *, resume: bool = True, progress: bool = True) ->
                 "seconds": round(time.time() - t0, 1),
                 "device": where,
             }
-            if average.count:
-                if averaged_net is None:
-                    averaged_net = build_network(config.model, in_channels=config.in_channels,
-                                                 out_channels=len(config.labels)).to(device)
-                averaged_net.load_state_dict(average.state)
-                avg_scores = validate(averaged_net, val_cases, patch_size=pre.patch_size, overlap=pre.overlap,
+            if averaging:
+                avg_scores = validate(average.module, val_cases, patch_size=pre.patch_size, overlap=pre.overlap,
                                       device=device)
-                entry.update({"averaged_epochs": [average.first_epoch + 1, epoch + 1],
+                entry.update({"averaged_epochs": [first_average + 1, epoch + 1],
                               "val_dice_average": float(np.mean(avg_scores)),
                               "val_dice_average_cases": [round(s, 4) for s in avg_scores]})
-                torch.save({"model": average.state, "epoch": epoch, "averaged_epochs": entry["averaged_epochs"],
-                            "config": config.to_dict()}, out / "average.tmp")
+                torch.save({"model": average.module.state_dict(), "epoch": epoch,
+                            "averaged_epochs": entry["averaged_epochs"], "config": config.to_dict()},
+                           out / "average.tmp")
                 os.replace(out / "average.tmp", out / "average.pt")
             history.append(entry)
             if entry["val_dice"] > best[1]:
@@ -315,12 +294,12 @@ def train(config: TrainConfig, *, resume: bool = True, progress: bool = True) ->
                 torch.save({"model": net.state_dict(), "epoch": epoch, "config": config.to_dict()}, out / "best.pt")
             torch.save({"model": net.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
                         "epoch": epoch, "history": history, "best": list(best), "config": config.to_dict(),
-                        "average": average.to_dict()}, out / "last.tmp")
+                        "average": average.state_dict() if average is not None else None}, out / "last.tmp")
             os.replace(out / "last.tmp", last)
             logger.info("%s epoch %d/%d: loss %.4f, validation Dice %.4f (best %.4f at %d)%s, %.0f s", config.name,
                         epoch + 1, config.optim.epochs, entry["train_loss"], entry["val_dice"], best[1], best[0],
-                        f", weights averaged over epochs {average.first_epoch + 1}-{epoch + 1}: "
-                        f"{entry['val_dice_average']:.4f}" if average.count else "", entry["seconds"])
+                        f", weights averaged over epochs {first_average + 1}-{epoch + 1}: "
+                        f"{entry['val_dice_average']:.4f}" if averaging else "", entry["seconds"])
         if world > 1:
             torch.distributed.barrier()
     result = RunResult(out_dir=out, best_epoch=int(best[0]), best_val_dice=float(best[1]), history=history)
