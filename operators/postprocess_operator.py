@@ -29,6 +29,7 @@ class PostprocessOperator(GtvOperator):
         masks = [r.mask for r in results]
         for label, result in zip(labels, results):  # a fact for the report; the masks travel on the port
             self.record.decisions[f"{label}_removed_components"] = result.removed_components
+            self.record.decisions[f"{label}_kept_components"] = result.kept_components
         for flag in quality.flags:  # one WARNING line per flag
             self.record.warn(f"quality {quality.verdict.upper()}: {flag.code}: {flag.message}")
         if brain is not None:  # the brain is delivered as an organ at risk beside the GTV

@@ -113,6 +113,10 @@ class Postprocessing:
     fill_holes: fill enclosed holes (3-D) in each output mask.
     min_component_fraction: components smaller than this fraction of the largest one are dropped (glioblastoma is
         usually one lesion; small distant components are mostly enhancing vessels and dura).
+    keep_core_mm3: a component that ``min_component_fraction`` would drop is kept when at least this volume of it
+        lies above ``core_threshold``: a second lesion the network is sure of (multifocal glioblastoma) is contoured
+        for review, not dropped (0: never kept).
+    core_threshold: the probability above which a voxel belongs to a component's confident core.
     dilate_mm: grow each output mask by this distance (mm, physical spacing); the brain model uses it as a safety
         margin so that tumour at the brain surface stays inside the mask.
     largest_component: keep only the largest connected component (the brain is one piece).
@@ -129,6 +133,8 @@ class Postprocessing:
     fill_holes: bool = True
     dilate_mm: float = 0.0
     min_component_fraction: float = 0.0
+    keep_core_mm3: float = 0.0
+    core_threshold: float = 0.9
     largest_component: bool = False
     fill_holes_slicewise: bool = False
     activation: str = "sigmoid"
@@ -157,6 +163,11 @@ class Postprocessing:
         post = cls(**kw)
         if not 0.0 < post.threshold < 1.0:
             raise ModelSpecError(f"{where}.threshold must lie between 0 and 1, found {post.threshold}")
+        if not post.threshold <= post.core_threshold < 1.0:
+            raise ModelSpecError(f"{where}.core_threshold must lie between threshold ({post.threshold}) and 1, found "
+                                 f"{post.core_threshold}")
+        if post.keep_core_mm3 < 0.0:
+            raise ModelSpecError(f"{where}.keep_core_mm3 must not be negative, found {post.keep_core_mm3}")
         if not 0.0 <= post.stripped_input_zero_fraction <= 1.0:
             raise ModelSpecError(f"{where}.stripped_input_zero_fraction must lie between 0 and 1, found "
                                  f"{post.stripped_input_zero_fraction}")

@@ -43,6 +43,8 @@ def test_metadata_requires_the_grid_but_a_config_may_default_it():
     ("postprocessing", {"treshold": 0.5}, r"unknown key\(s\) \['treshold'\]"),
     ("postprocessing", {"threshold": 1.5}, r"threshold must lie between 0 and 1, found 1.5"),
     ("postprocessing", {"activation": "relu"}, r"activation must be one of"),
+    ("postprocessing", {"core_threshold": 0.4}, r"core_threshold must lie between threshold \(0.5\) and 1, found 0.4"),
+    ("postprocessing", {"keep_core_mm3": -1}, r"keep_core_mm3 must not be negative, found -1.0"),
     ("preprocessing", {"orientation": "XYZ"}, r"orientation must be one of \('LPS', 'RAS'\), found 'XYZ'"),
 ])
 def test_bad_values_are_named(tmp_path, section, value, message):

@@ -27,6 +27,22 @@ def test_small_components_dropped_and_holes_filled():
     assert out.mask.array[4:6, 5:8, 5:8].all()
 
 
+def test_second_component_with_a_confident_core_survives_the_fraction_rule():
+    g = grid((12, 20, 40), spacing=(1, 1, 1))
+    p = np.zeros(g.shape, np.float32)
+    p[1:11, 1:11, 1:11] = 0.95  # the main lesion, 1000 mm3
+    p[2:6, 2:6, 20:25] = 0.95  # a second lesion of 80 mm3, all of it confident
+    p[2:6, 2:6, 30:35] = 0.7  # a part of the same size the network is unsure of
+    spec = Postprocessing(min_component_mm3=10.0, min_component_fraction=0.3, fill_holes=False)
+    assert postprocess(Volume(p, g), spec).mask.array.sum() == 1000  # both dropped as under 30 % of the largest
+    out = postprocess(Volume(p, g), Postprocessing(**spec.to_dict() | {"keep_core_mm3": 60.0, "core_threshold": 0.9}))
+    assert out.kept_components == 1 and out.removed_components == 1
+    assert out.mask.array[2:6, 2:6, 20:25].all() and not out.mask.array[2:6, 2:6, 30:35].any()
+    # a confident core under the limit does not save it
+    out = postprocess(Volume(p, g), Postprocessing(**spec.to_dict() | {"keep_core_mm3": 81.0}))
+    assert out.kept_components == 0 and out.mask.array.sum() == 1000
+
+
 def test_within_region_clips_output():
     g = grid((4, 4, 4), spacing=(1, 1, 1))
     p = np.full(g.shape, 0.9, np.float32)
