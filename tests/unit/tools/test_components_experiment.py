@@ -1,0 +1,26 @@
+"""tools/experiments/components.py (an experiment): the parts of the bundled GTV model's thresholded output on a real
+case with two lesions, before the size rules, as the confident-core rule was chosen from them."""
+
+from pathlib import Path
+
+from operators.core.model.spec import find_model
+from tools.experiments.components import brats_parts
+from training.brats import find_cases
+from training.evaluate import make_predictor
+
+REPO_MODELS = Path(__file__).resolve().parents[3] / "models"
+
+
+def test_both_lesions_are_parts_and_only_the_core_rule_keeps_the_second(shared_data):
+    spec = find_model(REPO_MODELS)
+    case = find_cases(shared_data / "brats2018", spec.preprocessing.channels, case_ids=["Brats18_CBICA_ATB_1"])[0]
+    rows, result, reference = brats_parts(spec, make_predictor(spec, device="cpu"), case)
+    first, second = rows[:2]
+    assert first["on_reference"] and second["on_reference"]
+    assert first["fraction_of_largest"] == 1.0 and first["mm_from_largest"] == 0.0
+    post = spec.postprocessing
+    # under the fraction rule's limit, far from the first lesion, yet with a confident core large enough to be kept
+    assert second["fraction_of_largest"] < post.min_component_fraction
+    assert second["mm_from_largest"] > 20.0
+    assert second["core_cm3"] * 1000 >= post.keep_core_mm3
+    assert second["core_cm3"] <= second["cm3"] and second["max_probability"] > post.core_threshold
