@@ -14,6 +14,7 @@ import yaml
 
 from operators.core.errors import ConfigError, ModelSpecError
 from operators.core.model.schema import Postprocessing, Preprocessing
+from operators.core.steps.quality import QualityLimits
 
 TASKS = ("gtv", "hippocampus", "hippocampus_msd", "brain")
 
@@ -98,6 +99,7 @@ class TrainConfig:
         labels: output structure names, in output-channel order (see ``operators.core.labels``).
         init: checkpoint to initialise from (transfer learning), or None for training from scratch.
         seed: controls weights, sampling and augmentation.
+        quality: the quality verdict's limits written into a GTV model's metadata (defaults: docs/quality.md).
     """
 
     name: str
@@ -112,6 +114,7 @@ class TrainConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     postprocessing: Postprocessing = field(default_factory=Postprocessing)
+    quality: QualityLimits = field(default_factory=QualityLimits)
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -176,7 +179,15 @@ _NESTED = {
 _SCHEMA = {
     (TrainConfig, "preprocessing"): lambda d, where: Preprocessing.from_dict(d, where=where, require_all=False),
     (TrainConfig, "postprocessing"): Postprocessing.from_dict,
+    (TrainConfig, "quality"): lambda d, where: _quality(d, where),
 }
+
+
+def _quality(d: dict, where: str) -> QualityLimits:
+    try:
+        return QualityLimits.from_dict(d)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"{where}: {e}") from e
 
 
 def _set_path(d: dict, dotted: str, raw: str) -> None:

@@ -26,7 +26,6 @@ from operators.core.model.spec import (
     parse_metadata,
     sha256_of,
 )
-from operators.core.steps.quality import QualityLimits
 from training.config import TrainConfig, _build
 
 logger = logging.getLogger(__name__)
@@ -274,7 +273,7 @@ def export_bundle(run_dir: str | Path | list, out: str | Path, *, name: str, ver
             meta["network"]["ensemble"] = {"members": len(members), "combination": "mean of the members' logits"}
         meta["onnx_file"], meta["onnx_sha256"] = str(ONNX_PATH), sha256_of(tmp / ONNX_PATH)
         if "GTV" in config.labels:  # the validated range and the quality verdict's limits (docs/quality.md)
-            meta["quality"] = QualityLimits().to_dict()
+            meta["quality"] = config.quality.to_dict()
         export_onnx_fp16(tmp / ONNX_PATH, tmp / ONNX_FP16_PATH)
         meta["onnx_fp16_file"], meta["onnx_fp16_sha256"] = str(ONNX_FP16_PATH), sha256_of(tmp / ONNX_FP16_PATH)
         parse_metadata(meta, root=out)  # the app's own checks, before anything is written in place

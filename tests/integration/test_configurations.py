@@ -27,6 +27,7 @@ def models(tmp_path_factory):
     alone = write_known_function_bundle(root / "t1c_alone", channels=("T1c",))
     meta = json.loads((alone / "configs" / "metadata.json").read_text())
     meta["name"] = "known_function_t1c_alone"
+    meta["quality"] = {**meta.get("quality", {}), "fallback": "no usable FLAIR: the fallback model ran"}
     (alone / "configs" / "metadata.json").write_text(json.dumps(meta))
     return root
 
@@ -48,6 +49,7 @@ def test_t1c_and_flair_use_the_richest_model(plain, tmp_path, models):
     assert report["configuration"]["channels"] == ["T1c", "FLAIR"]
     assert report["configuration"]["passed_over"] == []
     assert report["model"]["name"] == "known_function_bright_t1c"
+    assert "FALLBACK_MODEL" not in [f["code"] for f in report["quality"]["flags"]]
 
 
 def test_without_flair_the_t1c_model_runs_and_says_why(plain, tmp_path, models):
@@ -62,6 +64,11 @@ def test_without_flair_the_t1c_model_runs_and_says_why(plain, tmp_path, models):
     assert any("channels T1c+FLAIR not used" in w for w in report["warnings"])
     assert "WARNING" in proc.stderr and "contouring with T1c" in proc.stderr
     assert [s["channel"] for s in report["decisions"]["series"]] == ["T1c"]
+    # the fallback model flags its contour for review, in the report and in the RTSTRUCT a planning system shows
+    assert report["quality"]["verdict"] == "review"
+    assert "FALLBACK_MODEL" in [f["code"] for f in report["quality"]["flags"]]
+    rt = pydicom.dcmread(out / "gtv_rtstruct.dcm")
+    assert "REVIEW" in rt.StructureSetLabel and "FALLBACK_MODEL" in rt.StructureSetDescription
 
 
 def test_flair_in_another_frame_of_reference_is_left_out(plain, tmp_path, models):
@@ -112,7 +119,8 @@ def test_no_gtv_found_is_a_valid_outcome(shared_data, tmp_path):
 
 def test_the_bundled_models_contour_a_study_without_flair_with_t1c_alone(plain, tmp_path):
     """The product's own models folder holds a T1c-alone GTV model: a real study without its FLAIR (and T2) is
-    contoured with it, near the tumour, and the report and picture say so."""
+    contoured with it, and the report and picture say so; being the less accurate fallback, its contour is always
+    flagged for review (on this study it also puts GTV on normal brain, far from the tumour)."""
     study = iv.edited(plain, tmp_path / "study", lambda rel, ds: None if rel.parts[0] in ("FLAIRreg", "T2reg") else ds)
     proc, out, report = _run(study, tmp_path, None)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -121,3 +129,5 @@ def test_the_bundled_models_contour_a_study_without_flair_with_t1c_alone(plain, 
     assert report["configuration"]["validation"]["n"] == 8 and 0 < report["configuration"]["validation"]["dsc"] < 1
     assert report["structures"]["GTV"]["volume_cm3"] > 5
     assert "Brain" in report["structures"]
+    assert report["quality"]["verdict"] == "review"
+    assert report["quality"]["flags"][0]["code"] == "FALLBACK_MODEL"

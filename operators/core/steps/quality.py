@@ -56,6 +56,7 @@ FLAG_CODES = {
     "GTV_AT_BRAIN_SURFACE": ("review", "much of the GTV at the brain surface (dura, vessels, bone)"),
     "GTV_NOT_ENHANCING": ("review", "GTV darker than normal brain on T1c"),
     "MODEL_UNSURE": ("review", "many voxels with probability 0.3-0.7 around the GTV"),
+    "FALLBACK_MODEL": ("review", "the study lacks a sequence of the main model: a less accurate fallback model ran"),
 }
 
 
@@ -78,6 +79,8 @@ class QualityLimits:
         gtv_enhancement_min: lowest 90th-percentile T1c of the GTV over median T1c of the brain (a tumour core on a
             post-contrast T1 has an enhancing rim; on a pre-contrast T1 it has none).
         unsure_fraction_max: share of unsure voxels (probability 0.3-0.7) over GTV voxels.
+        fallback: empty for a main model; for a model the app runs only when a study lacks a sequence of a better
+            validated one (the T1c-alone model), why every contour it draws is flagged ``FALLBACK_MODEL``.
     """
 
     inplane_spacing_mm_max: float = 1.3
@@ -92,6 +95,7 @@ class QualityLimits:
     gtv_surface_fraction_max: float = 0.35
     gtv_enhancement_min: float = 0.7
     unsure_fraction_max: float = 0.4
+    fallback: str = ""
 
     @classmethod
     def from_dict(cls, d: dict | None) -> QualityLimits:
@@ -297,6 +301,8 @@ def measure(channels: Sequence[Volume], channel_names: Sequence[str], gtv: np.nd
 def judge(s: dict, limits: QualityLimits) -> Quality:
     """The flags and verdict of measured signals ``s`` (:func:`measure`) under ``limits``."""
     flags: list[Flag] = []
+    if limits.fallback:
+        flags.append(Flag("FALLBACK_MODEL", limits.fallback, None, None))
 
     def above(key: str, limit: float) -> bool:
         return s.get(key) is not None and s[key] > limit

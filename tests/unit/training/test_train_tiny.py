@@ -198,3 +198,16 @@ def test_weight_averaging_is_the_mean_of_the_final_epochs_and_survives_a_resume(
 def test_averaging_every_epoch_is_refused(tiny):
     with pytest.raises(ConfigError, match="average_epochs"):
         tiny("a", "optim.epochs=2", "optim.average_epochs=2")
+
+
+def test_the_configs_quality_limits_reach_the_bundle(tiny, tmp_path):
+    """The T1c-alone config marks its model as a fallback; the export writes that into the metadata the app reads,
+    and a misspelt limit is refused when the config is loaded."""
+    assert load_config("training/configs/gtv_t1c.yaml").quality.fallback.startswith("no usable FLAIR")
+    assert load_config("training/configs/gtv.yaml").quality.fallback == ""
+    run = train(tiny("a", "optim.epochs=1", "quality.fallback=no FLAIR here", "quality.gtv_cm3_max=90"),
+                progress=False)
+    spec = load_model_spec(export_bundle(run.out_dir, tmp_path / "bundle", name="tiny", version="0.0.1"))
+    assert spec.quality.fallback == "no FLAIR here" and spec.quality.gtv_cm3_max == 90
+    with pytest.raises(ConfigError, match=r"quality: unknown quality limit\(s\) \['gtv_max'\]"):
+        tiny("b", "quality.gtv_max=90")

@@ -43,6 +43,20 @@ def test_flags_and_verdict_follow_the_limits(change, code, verdict):
     assert set(quality.to_dict()) == {"verdict", "flags"}
 
 
+def test_a_fallback_model_flags_every_contour():
+    """The T1c-alone model (run when a study has no usable FLAIR) is less accurate than the T1c + FLAIR one: its
+    metadata says so and every contour it draws is flagged for review, however good its other signals look."""
+    bundled = {name: json.loads((REPO / "models" / name / "configs" / "metadata.json").read_text())["quality"]
+               for name in ("glioblastoma_gtv", "glioblastoma_gtv_t1c")}
+    assert QualityLimits.from_dict(bundled["glioblastoma_gtv"]).fallback == ""
+    limits = QualityLimits.from_dict(bundled["glioblastoma_gtv_t1c"])
+    assert "FLAIR" in limits.fallback
+    quality = judge(GOOD, limits)
+    assert quality.verdict == "review"
+    assert [(f.code, f.message) for f in quality.flags] == [("FALLBACK_MODEL", limits.fallback)]
+    assert "FALLBACK_MODEL" in verdict_fields(quality)["verdict_note"]
+
+
 def test_dicom_descriptions_fit_their_vr():
     bad = judge({**GOOD, "registration_offset_mm_FLAIR": 9.0, "gtv_components": 3}, QualityLimits())
     assert seg_description(bad) == "GTV auto-segmentation UNRELIABLE (UNAPPROVED)"
