@@ -68,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--checkpoint", choices=("best", "last", "average"), default="best",
                    help="best: the epoch with the best validation Dice (default); last: the final epoch; average: "
                         "the weights averaged over the final epochs (optim.average_epochs)")
+    e.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="change the run's postprocessing.* or quality.* for this bundle (repeatable), e.g. "
+                        "postprocessing.keep_core_mm3=0")
     rv = sub.add_parser("record-validation", help="write an evaluate run's summary into a bundle's metadata (the "
                                                   "validation accuracy the app reports)")
     rv.add_argument("--model", required=True)
@@ -210,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
             from training.export import export_bundle
 
             export_bundle(args.run if len(args.run) > 1 else args.run[0], args.out, name=args.name,
-                          version=args.version, checkpoint=f"{args.checkpoint}.pt")
+                          version=args.version, checkpoint=f"{args.checkpoint}.pt", overrides=args.overrides)
         elif args.command == "record-validation":
             from training.export import record_validation
 

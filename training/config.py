@@ -198,6 +198,26 @@ def _set_path(d: dict, dotted: str, raw: str) -> None:
     node[keys[-1]] = yaml.safe_load(raw)
 
 
+#: the sections a finished run's export may change: they go into the bundle's metadata, not into the weights
+EXPORT_SECTIONS = ("postprocessing", "quality")
+
+
+def with_overrides(config: TrainConfig, overrides: list[str], *, sections: tuple[str, ...] = EXPORT_SECTIONS
+                   ) -> TrainConfig:
+    """``config`` with ``"a.b=value"`` overrides applied, each under one of ``sections``.
+
+    Raises:
+        ConfigError: an override outside ``sections``, malformed, or giving an invalid value.
+    """
+    d = config.to_dict()
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or key.strip().split(".")[0] not in sections or "." not in key:
+            raise ConfigError(f"override {item!r}: expected KEY=VALUE with KEY under {' or '.join(sections)}")
+        _set_path(d, key.strip(), raw)
+    return _build(TrainConfig, d, f"config {config.name} with {overrides}")
+
+
 def load_config(path: str | Path, overrides: list[str] | None = None, **fields: Any) -> TrainConfig:
     """Load a YAML config; ``overrides`` are ``"a.b=value"`` strings (YAML values); ``fields`` set top-level keys.
 

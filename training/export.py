@@ -26,7 +26,7 @@ from operators.core.model.spec import (
     parse_metadata,
     sha256_of,
 )
-from training.config import TrainConfig, _build
+from training.config import TrainConfig, _build, with_overrides
 
 logger = logging.getLogger(__name__)
 
@@ -221,7 +221,7 @@ def load_ensemble(run_dirs: list[Path], checkpoint: str = "best.pt") -> tuple[Tr
 
 def export_bundle(run_dir: str | Path | list, out: str | Path, *, name: str, version: str,
                   training: dict | None = None, description: str = "", checkpoint: str = "best.pt",
-                  docs: dict[str, Path] | None = None) -> Path:
+                  docs: dict[str, Path] | None = None, overrides: list[str] | None = None) -> Path:
     """Write the bundle for ``run_dir``'s best checkpoint into ``out`` (replaced atomically). A list of run folders
     exports their ensemble (:class:`MeanLogits` of each run's checkpoint) as the bundle's one network.
 
@@ -231,6 +231,8 @@ def export_bundle(run_dir: str | Path | list, out: str | Path, *, name: str, ver
         checkpoint: the checkpoint file in each run folder: ``best.pt`` (the best validation epoch), ``last.pt``
             (the final epoch) or ``average.pt`` (the weights averaged over the final epochs); the metadata names
             which epochs a ``last.pt`` or ``average.pt`` holds.
+        overrides: ``"postprocessing.KEY=VALUE"`` or ``"quality.KEY=VALUE"`` changes to the run's config for this
+            bundle's metadata (e.g. the same weights with another post-processing); recorded in its ``training``.
     """
     runs = [Path(r) for r in run_dir] if isinstance(run_dir, (list, tuple)) else [Path(run_dir)]
     run_dir, out = runs[0], Path(out)
@@ -245,6 +247,8 @@ def export_bundle(run_dir: str | Path | list, out: str | Path, *, name: str, ver
             config, net, members = load_ensemble(runs, checkpoint)
         else:
             net = load_network(config, run_dir / checkpoint)
+        if overrides:
+            config = with_overrides(config, overrides)
         trace_network(net, in_channels=config.in_channels, patch_size=config.preprocessing.patch_size).save(
             str(tmp / MODEL_PATH))
         sha = sha256_of(tmp / MODEL_PATH)
@@ -259,7 +263,7 @@ def export_bundle(run_dir: str | Path | list, out: str | Path, *, name: str, ver
             facts_data = {"brats_labels": list(config.data.brats_labels)}
         facts = {"run": config.name, "best_epoch": history["best_epoch"], **facts_data,
                  "best_validation_dice_model_grid": round(history["best_val_dice"], 4), "init": config.init,
-                 **(training or {})}
+                 **({"export_overrides": list(overrides)} if overrides else {}), **(training or {})}
         if checkpoint != "best.pt" and not members:  # last.pt or average.pt: say which epochs the bundle holds
             facts.update(checkpoint_facts(run_dir / checkpoint))
         if members:

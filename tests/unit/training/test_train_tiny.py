@@ -211,3 +211,23 @@ def test_the_configs_quality_limits_reach_the_bundle(tiny, tmp_path):
     assert spec.quality.fallback == "no FLAIR here" and spec.quality.gtv_cm3_max == 90
     with pytest.raises(ConfigError, match=r"quality: unknown quality limit\(s\) \['gtv_max'\]"):
         tiny("b", "quality.gtv_max=90")
+
+
+def test_export_can_change_the_post_processing_not_the_network(tiny, tmp_path):
+    """The same weights with another post-processing (``export --set``), as a study compares arms under one rule;
+    anything that would change what the network was trained on is refused."""
+    run = train(tiny("a", "optim.epochs=1"), progress=False)
+    spec = load_model_spec(export_bundle(run.out_dir, tmp_path / "bundle", name="tiny", version="0.0.1",
+                                         overrides=["postprocessing.keep_core_mm3=0", "postprocessing.threshold=0.4"]))
+    assert spec.postprocessing.keep_core_mm3 == 0 and spec.postprocessing.threshold == 0.4
+    assert spec.metadata["training"]["export_overrides"] == ["postprocessing.keep_core_mm3=0",
+                                                             "postprocessing.threshold=0.4"]
+    assert load_model_spec(export_bundle(run.out_dir, tmp_path / "plain", name="tiny", version="0.0.1")
+                           ).postprocessing.keep_core_mm3 == 1000
+    for bad in ("model.init_filters=16", "preprocessing.spacing_mm=[1, 1, 1]", "postprocessing"):
+        with pytest.raises(ConfigError, match="expected KEY=VALUE with KEY under postprocessing or quality"):
+            export_bundle(run.out_dir, tmp_path / "bad", name="tiny", version="0.0.1", overrides=[bad])
+    with pytest.raises(ConfigError, match="keep_core_mm3 must not be negative"):
+        export_bundle(run.out_dir, tmp_path / "bad", name="tiny", version="0.0.1",
+                      overrides=["postprocessing.keep_core_mm3=-1"])
+    assert not (tmp_path / "bad").exists()
