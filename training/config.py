@@ -169,6 +169,13 @@ def _build(cls: type, d: dict, where: str) -> Any:
         raise ConfigError(f"{where}: {e}") from e
 
 
+def _quality(d: dict, where: str) -> QualityLimits:
+    try:
+        return QualityLimits.from_dict(d)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"{where}: {e}") from e
+
+
 _NESTED = {
     (TrainConfig, "data"): DataConfig,
     (TrainConfig, "model"): ModelConfig,
@@ -179,15 +186,8 @@ _NESTED = {
 _SCHEMA = {
     (TrainConfig, "preprocessing"): lambda d, where: Preprocessing.from_dict(d, where=where, require_all=False),
     (TrainConfig, "postprocessing"): Postprocessing.from_dict,
-    (TrainConfig, "quality"): lambda d, where: _quality(d, where),
+    (TrainConfig, "quality"): _quality,
 }
-
-
-def _quality(d: dict, where: str) -> QualityLimits:
-    try:
-        return QualityLimits.from_dict(d)
-    except (TypeError, ValueError) as e:
-        raise ConfigError(f"{where}: {e}") from e
 
 
 def _set_path(d: dict, dotted: str, raw: str) -> None:
@@ -202,19 +202,27 @@ def _set_path(d: dict, dotted: str, raw: str) -> None:
 EXPORT_SECTIONS = ("postprocessing", "quality")
 
 
-def with_overrides(config: TrainConfig, overrides: list[str], *, sections: tuple[str, ...] = EXPORT_SECTIONS
-                   ) -> TrainConfig:
-    """``config`` with ``"a.b=value"`` overrides applied, each under one of ``sections``.
-
-    Raises:
-        ConfigError: an override outside ``sections``, malformed, or giving an invalid value.
-    """
-    d = config.to_dict()
+def _apply_overrides(d: dict, overrides: list[str], *, sections: tuple[str, ...] | None = None) -> None:
+    """Apply ``"a.b=value"`` overrides (YAML values) to the config dict ``d``; with ``sections``, only keys under
+    those sections are accepted."""
     for item in overrides:
         key, sep, raw = item.partition("=")
-        if not sep or key.strip().split(".")[0] not in sections or "." not in key:
+        key = key.strip()
+        if sections is not None and (not sep or "." not in key or key.split(".")[0] not in sections):
             raise ConfigError(f"override {item!r}: expected KEY=VALUE with KEY under {' or '.join(sections)}")
-        _set_path(d, key.strip(), raw)
+        if not sep:
+            raise ConfigError(f"override {item!r} must look like key.sub=value")
+        _set_path(d, key, raw)
+
+
+def with_overrides(config: TrainConfig, overrides: list[str]) -> TrainConfig:
+    """``config`` with ``"a.b=value"`` overrides applied, each under one of :data:`EXPORT_SECTIONS`.
+
+    Raises:
+        ConfigError: an override outside those sections, malformed, or giving an invalid value.
+    """
+    d = config.to_dict()
+    _apply_overrides(d, overrides, sections=EXPORT_SECTIONS)
     return _build(TrainConfig, d, f"config {config.name} with {overrides}")
 
 
@@ -231,10 +239,6 @@ def load_config(path: str | Path, overrides: list[str] | None = None, **fields: 
         raise ConfigError(f"config file {path} does not exist") from None
     except yaml.YAMLError as e:
         raise ConfigError(f"config file {path} is not valid YAML: {e}") from e
-    for item in overrides or []:
-        if "=" not in item:
-            raise ConfigError(f"override {item!r} must look like key.sub=value")
-        key, raw = item.split("=", 1)
-        _set_path(d, key.strip(), raw)
+    _apply_overrides(d, overrides or [])
     d.update({k: v for k, v in fields.items() if v is not None})
     return _build(TrainConfig, d, str(path))
