@@ -107,6 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
     bc.add_argument("--out", required=True)
     bc.add_argument("--mode", choices=("fast", "accurate"), default="accurate",
                     help="HD-BET: one network (fast) or its five-fold ensemble (accurate, default)")
+    bc.add_argument("--mirror", action="store_true",
+                    help="HD-BET with its test-time mirroring (its authors' default; about 8x the time)")
     r = sub.add_parser("study-report", help="the study's report from finished arms: their runs and app-path "
                                             "evaluations, paired tests against scratch, learning curves")
     r.add_argument("--arm", nargs=3, action="append", required=True, metavar=("NAME", "RUN_DIR", "EVAL_DIR"),
@@ -238,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "brain-check":
             from training.brain_check import check_brain
 
-            check_brain(args.models, args.data, args.out, mode=args.mode)
+            check_brain(args.models, args.data, args.out, mode=args.mode, mirror=args.mirror)
         elif args.command == "study-report":
             from training.experiment import compare, describe_budget, plot_curves, write_report
 

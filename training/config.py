@@ -53,6 +53,9 @@ class ModelConfig:
     blocks_down: tuple[int, ...] = (1, 2, 2, 4)
     blocks_up: tuple[int, ...] = (1, 1, 1)
     dropout: float = 0.0
+    # deep supervision during training: side heads on this many decoder stages below full resolution, their losses
+    # weighted 1/2, 1/4, ... of the main one (0: off). Training only; the exported network is the same SegResNet.
+    deep_supervision: int = 0
 
 
 @dataclass(frozen=True)
@@ -120,6 +123,10 @@ class TrainConfig:
         if self.task not in TASKS:
             raise ConfigError(f"config {self.name}: task must be one of {TASKS}, found {self.task!r}")
         o = self.optim
+        m = self.model
+        if not 0 <= m.deep_supervision < len(m.blocks_up):
+            raise ConfigError(f"config {self.name}: model.deep_supervision must be in [0, {len(m.blocks_up)}) (decoder "
+                              f"stages below full resolution), found {m.deep_supervision}")
         if not 0 <= o.average_epochs < o.epochs or not 0 < o.average_lr_factor <= 1:
             raise ConfigError(f"config {self.name}: optim.average_epochs must be in [0, epochs) and "
                               f"optim.average_lr_factor in (0, 1], found {o.average_epochs} and {o.average_lr_factor}")

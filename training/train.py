@@ -26,7 +26,7 @@ import numpy as np
 import torch
 import yaml
 from monai.inferers import sliding_window_inference
-from monai.losses import DiceCELoss
+from monai.losses import DeepSupervisionLoss, DiceCELoss
 from monai.networks.nets import SegResNet
 from torch.optim.swa_utils import AveragedModel
 from torch.utils.data import DataLoader, Dataset
@@ -64,6 +64,44 @@ def build_network(cfg: ModelConfig, *, in_channels: int, out_channels: int) -> S
         blocks_up=tuple(cfg.blocks_up),
         dropout_prob=cfg.dropout or None,
     )
+
+
+class DeepSupervision(torch.nn.Module):
+    """SegResNet with training-only side heads (deep supervision, as in nnU-Net and MONAI's SegResNetDS).
+
+    Each of the ``levels`` decoder stages below full resolution gets its own head (group norm, ReLU, 1x1x1
+    convolution, the same form as SegResNet's final layer), so the coarser stages are asked for the segmentation
+    too. In training mode ``forward`` returns ``[full, half, quarter, ...]`` for ``monai.losses.DeepSupervisionLoss``;
+    in eval mode only the network's own output. ``net`` is unchanged and is what validation and export use.
+    """
+
+    def __init__(self, net: SegResNet, levels: int, out_channels: int) -> None:
+        super().__init__()
+        stages = len(net.up_layers)
+        if not 0 < levels < stages:
+            raise ValueError(f"model.deep_supervision: {levels} decoder stage(s) asked for; this network has "
+                             f"{stages - 1} below full resolution")
+        self.net = net
+        self.stages = list(range(stages - 2, stages - 2 - levels, -1))  # half resolution first
+        self.heads = torch.nn.ModuleList()
+        self._features: dict[int, torch.Tensor] = {}
+        for i in self.stages:
+            channels = net.init_filters * 2 ** (stages - 1 - i)
+            self.heads.append(torch.nn.Sequential(torch.nn.GroupNorm(8, channels), torch.nn.ReLU(),
+                                                  torch.nn.Conv3d(channels, out_channels, kernel_size=1)))
+            net.up_layers[i].register_forward_hook(self._keep(i))
+
+    def _keep(self, stage: int):
+        def hook(_module, _inputs, output):
+            self._features[stage] = output
+        return hook
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
+        main = self.net(x)
+        if not self.training:
+            return main
+        side = [head(self._features.pop(i)) for i, head in zip(self.stages, self.heads)]
+        return [main, *side]
 
 
 FIRST_CONV = "convInit.conv.weight"
@@ -208,7 +246,10 @@ def train(config: TrainConfig, *, resume: bool = True, progress: bool = True) ->
     init_info = None
     if config.init:
         init_info = load_pretrained(net, config.init)
-    opt = torch.optim.AdamW(net.parameters(), lr=config.optim.lr, weight_decay=config.optim.weight_decay)
+    trained = net
+    if config.model.deep_supervision:
+        trained = DeepSupervision(net, config.model.deep_supervision, len(config.labels)).to(device)
+    opt = torch.optim.AdamW(trained.parameters(), lr=config.optim.lr, weight_decay=config.optim.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda e: _lr_factor(e, config.optim))
     history: list[dict] = []
     start_epoch = 0
@@ -221,6 +262,8 @@ def train(config: TrainConfig, *, resume: bool = True, progress: bool = True) ->
     if resume and last.is_file():
         ck = torch.load(last, map_location=device, weights_only=False)
         net.load_state_dict(ck["model"])
+        if trained is not net:
+            trained.heads.load_state_dict(ck["side_heads"])
         opt.load_state_dict(ck["optimizer"])
         sched.load_state_dict(ck["scheduler"])
         history, start_epoch, best = ck["history"], ck["epoch"] + 1, tuple(ck["best"])
@@ -229,16 +272,16 @@ def train(config: TrainConfig, *, resume: bool = True, progress: bool = True) ->
         for group, base_lr in zip(opt.param_groups, sched.base_lrs):  # the schedule as configured now (a run
             group["lr"] = base_lr * _lr_factor(start_epoch, config.optim)  # continued with more epochs, say)
         logger.info("resuming %s at epoch %d", out, start_epoch + 1)
-    model = net
+    model = trained
     if world > 1:
         ids = [device.index] if device.type == "cuda" else None
-        model = torch.nn.parallel.DistributedDataParallel(net, device_ids=ids)
+        model = torch.nn.parallel.DistributedDataParallel(trained, device_ids=ids)
 
     pre = config.preprocessing
     base, val_cases = _datasets(config, rank, world)
     transforms = training_transforms(config.augment, patch_size=pre.patch_size, spacing_mm=float(pre.spacing_mm[0]))
     data = TransformedDataset(base, transforms, seed=config.seed, rank=rank)
-    loss_fn = DiceCELoss(sigmoid=True, smooth_nr=1e-5, smooth_dr=1e-5)
+    loss_fn = DeepSupervisionLoss(DiceCELoss(sigmoid=True, smooth_nr=1e-5, smooth_dr=1e-5), weight_mode="exp")
     use_amp = device.type == "cuda"
     where = (f"{torch.cuda.get_device_name(device)} GPU" if device.type == "cuda"
              else f"CPU ({torch.get_num_threads()} threads)") + (f" x {world} processes" if world > 1 else "")
@@ -254,6 +297,7 @@ def train(config: TrainConfig, *, resume: bool = True, progress: bool = True) ->
         # the progress record there.
         bar = tqdm(loader, desc=f"{config.name} epoch {epoch + 1}/{config.optim.epochs}", leave=False,
                    disable=not progress or rank != 0 or not sys.stderr.isatty())
+        trained.train()
         for batch in bar:
             x, y = batch["image"].to(device), batch["label"].to(device)
             with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp):
@@ -294,6 +338,7 @@ def train(config: TrainConfig, *, resume: bool = True, progress: bool = True) ->
                 torch.save({"model": net.state_dict(), "epoch": epoch, "config": config.to_dict()}, out / "best.pt")
             torch.save({"model": net.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
                         "epoch": epoch, "history": history, "best": list(best), "config": config.to_dict(),
+                        "side_heads": trained.heads.state_dict() if trained is not net else None,
                         "average": average.state_dict() if average is not None else None}, out / "last.tmp")
             os.replace(out / "last.tmp", last)
             logger.info("%s epoch %d/%d: loss %.4f, validation Dice %.4f (best %.4f at %d)%s, %.0f s", config.name,

@@ -10,7 +10,7 @@ from operators.core.model.predictor import TorchScriptPredictor
 from operators.core.model.spec import load_model_spec
 from training.config import ConfigError, load_config
 from training.export import export_bundle, load_run_config
-from training.train import build_network, train
+from training.train import DeepSupervision, build_network, train
 
 TRAIN = ["Brats18_CBICA_AVG_1", "Brats18_TCIA01_425_1"]
 VAL = ["Brats18_CBICA_AQN_1"]
@@ -231,3 +231,34 @@ def test_export_can_change_the_post_processing_not_the_network(tiny, tmp_path):
         export_bundle(run.out_dir, tmp_path / "bad", name="tiny", version="0.0.1",
                       overrides=["postprocessing.keep_core_mm3=-1"])
     assert not (tmp_path / "bad").exists()
+
+
+def test_deep_supervision_heads_train_resume_and_stay_out_of_the_export(tiny, tmp_path):
+    """``model.deep_supervision``: side heads on the decoder add their losses in training only; a resumed run
+    restores them; validation and the exported network are the plain SegResNet with the same weights."""
+    cfg = tiny("ds", "model.deep_supervision=2", "optim.epochs=1")
+    net = build_network(cfg.model, in_channels=2, out_channels=1)
+    wrapped = DeepSupervision(net, 2, 1)
+    x = torch.randn(1, 2, 32, 32, 32)
+    outputs = wrapped.train()(x)
+    assert [tuple(o.shape[2:]) for o in outputs] == [(32, 32, 32), (16, 16, 16), (8, 8, 8)]
+    with torch.no_grad():
+        torch.testing.assert_close(wrapped.eval()(x), net.eval()(x), rtol=0, atol=0)
+
+    plain = train(tiny("plain", "optim.epochs=1"), progress=False)
+    ds = train(cfg, progress=False)
+    assert ds.history[0]["train_loss"] > plain.history[0]["train_loss"]  # the side losses add to the main one
+    heads = torch.load(ds.out_dir / "last.pt", weights_only=False)["side_heads"]
+    assert len({k.split(".")[0] for k in heads}) == 2
+    resumed = train(tiny("ds", "model.deep_supervision=2", "optim.epochs=2"), progress=False)
+    straight = train(tiny("ds2", "model.deep_supervision=2", "optim.epochs=2"), progress=False)
+    assert [e["train_loss"] for e in resumed.history] == [e["train_loss"] for e in straight.history]
+    spec = load_model_spec(export_bundle(resumed.out_dir, tmp_path / "bundle", name="tiny", version="0.0.1",
+                                         checkpoint="last.pt"))
+    last = torch.load(resumed.out_dir / "last.pt", weights_only=False)["model"]
+    exported = torch.jit.load(str(spec.model_file)).state_dict()
+    assert exported.keys() == last.keys()
+    for key, value in exported.items():
+        torch.testing.assert_close(value, last[key], rtol=0, atol=0)
+    with pytest.raises(ConfigError, match="deep_supervision"):
+        tiny("bad", "model.deep_supervision=3")
