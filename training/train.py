@@ -92,8 +92,9 @@ class DeepSupervision(torch.nn.Module):
             net.up_layers[i].register_forward_hook(self._keep(i))
 
     def _keep(self, stage: int):
-        def hook(_module, _inputs, output):
-            self._features[stage] = output
+        def hook(module, _inputs, output):
+            if module.training:  # validation runs the bare network in eval mode: nothing to keep
+                self._features[stage] = output
         return hook
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
@@ -297,7 +298,6 @@ def train(config: TrainConfig, *, resume: bool = True, progress: bool = True) ->
         # the progress record there.
         bar = tqdm(loader, desc=f"{config.name} epoch {epoch + 1}/{config.optim.epochs}", leave=False,
                    disable=not progress or rank != 0 or not sys.stderr.isatty())
-        trained.train()
         for batch in bar:
             x, y = batch["image"].to(device), batch["label"].to(device)
             with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp):
