@@ -28,6 +28,8 @@ from scipy import ndimage
 from training.config import AugmentConfig
 
 KEYS = ("image", "label")
+#: the spatial transforms also move the auxiliary targets of region-based training, where a sample has them
+SPATIAL_KEYS = (*KEYS, "aux")
 
 
 class RandThickSliced(Randomizable, MapTransform):
@@ -112,20 +114,23 @@ class RandChannelDropoutd(Randomizable, MapTransform):
 
 def training_transforms(cfg: AugmentConfig, *, patch_size: tuple[int, int, int], spacing_mm: float) -> Compose:
     """Pad, crop a patch (2 of 3 centred on foreground), then augment. Input: ``image (C,Z,Y,X)``,
-    ``label (1,Z,Y,X)`` tensors."""
+    ``label (1,Z,Y,X)`` tensors, and optionally ``aux (A,Z,Y,X)`` auxiliary targets moved with ``label``."""
     rot = np.deg2rad(cfg.rotate_deg)
     return Compose(
         [
-            SpatialPadd(KEYS, spatial_size=patch_size),
-            RandCropByPosNegLabeld(KEYS, label_key="label", spatial_size=patch_size, pos=2, neg=1, num_samples=1),
-            RandFlipd(KEYS, prob=cfg.flip_lr, spatial_axis=2),  # array axis X is left-right on the LPS model grid
+            SpatialPadd(SPATIAL_KEYS, spatial_size=patch_size, allow_missing_keys=True),
+            RandCropByPosNegLabeld(SPATIAL_KEYS, label_key="label", spatial_size=patch_size, pos=2, neg=1,
+                                   num_samples=1, allow_missing_keys=True),
+            # array axis X is left-right on the LPS model grid
+            RandFlipd(SPATIAL_KEYS, prob=cfg.flip_lr, spatial_axis=2, allow_missing_keys=True),
             RandAffined(
-                KEYS,
+                SPATIAL_KEYS,
                 prob=cfg.affine_prob,
                 rotate_range=(rot, rot, rot),
                 scale_range=(cfg.scale, cfg.scale, cfg.scale),
-                mode=("bilinear", "nearest"),
+                mode=("bilinear", "nearest", "nearest"),
                 padding_mode="zeros",
+                allow_missing_keys=True,
             ),
             RandThickSliced(["image"], prob=cfg.thick_slice_prob, thickness_mm=cfg.thick_slice_mm,
                             spacing_mm=spacing_mm),

@@ -33,6 +33,10 @@ class DataConfig:
         validation_per_map: fixed synthetic validation volumes per held-out label map.
         brats_labels: BraTS label values that make the target (task gtv): the tumour core (1, 3, 4) by default;
             (3, 4) for enhancing tumour alone (BraTS 2018 numbers it 4, 2021 on 3).
+        auxiliary_labels: region-based training (task gtv; as nnU-Net trains on BraTS): extra targets learnt beside
+            the target, each the union of these BraTS label values, e.g. ``[[1, 2, 3, 4]]`` for the whole tumour
+            (tumour core and oedema). The network gets one more output per set; validation reads the target's
+            output and the export keeps only the target's, so the bundle and the app are unchanged.
     """
 
     root: str = "../shared/data/brats2018"
@@ -43,6 +47,10 @@ class DataConfig:
     synth_shape: tuple[int, int, int] = (80, 96, 80)
     validation_per_map: int = 2
     brats_labels: tuple[int, ...] = (1, 3, 4)
+    auxiliary_labels: tuple[tuple[int, ...], ...] = ()
+
+    def __post_init__(self) -> None:  # YAML gives lists; the frozen config holds tuples
+        object.__setattr__(self, "auxiliary_labels", tuple(tuple(int(v) for v in s) for s in self.auxiliary_labels))
 
 
 @dataclass(frozen=True)
@@ -127,6 +135,9 @@ class TrainConfig:
         if not 0 <= m.deep_supervision < len(m.blocks_up):
             raise ConfigError(f"config {self.name}: model.deep_supervision must be in [0, {len(m.blocks_up)}) (decoder "
                               f"stages below full resolution), found {m.deep_supervision}")
+        if self.data.auxiliary_labels and self.task != "gtv":
+            raise ConfigError(f"config {self.name}: data.auxiliary_labels is for task gtv (BraTS labels), "
+                              f"found task {self.task!r}")
         if not 0 <= o.average_epochs < o.epochs or not 0 < o.average_lr_factor <= 1:
             raise ConfigError(f"config {self.name}: optim.average_epochs must be in [0, epochs) and "
                               f"optim.average_lr_factor in (0, 1], found {o.average_epochs} and {o.average_lr_factor}")
@@ -134,6 +145,11 @@ class TrainConfig:
     @property
     def in_channels(self) -> int:
         return len(self.preprocessing.channels)
+
+    @property
+    def out_channels(self) -> int:
+        """The trained network's outputs: the labels, then one per auxiliary target (training only)."""
+        return len(self.labels) + len(self.data.auxiliary_labels)
 
     def to_dict(self) -> dict:
         return _plain(dataclasses.asdict(self))

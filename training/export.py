@@ -41,11 +41,15 @@ def load_run_config(run_dir: Path) -> TrainConfig:
 
 
 def load_network(config: TrainConfig, checkpoint: Path) -> torch.nn.Module:
-    """The checkpoint's network, in eval mode."""
-    from training.train import build_network
+    """The checkpoint's network, in eval mode, with the labels' outputs only (auxiliary targets of region-based
+    training are dropped from the final convolution: what the app runs is the same network it always was)."""
+    from training.train import FINAL_CONV, build_network
 
-    net = build_network(config.model, in_channels=config.in_channels, out_channels=len(config.labels))
-    net.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=False)["model"])
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)["model"]
+    n = len(config.labels)
+    state = {k: v[:n] if k.startswith(FINAL_CONV) else v for k, v in state.items()}
+    net = build_network(config.model, in_channels=config.in_channels, out_channels=n)
+    net.load_state_dict(state)
     return net.eval()
 
 
@@ -261,6 +265,8 @@ def export_bundle(run_dir: str | Path | list, out: str | Path, *, name: str, ver
                           "validation": "Dice on synthetic images generated from the held-out label maps"}
         else:
             facts_data = {"brats_labels": list(config.data.brats_labels)}
+            if config.data.auxiliary_labels:
+                facts_data["auxiliary_labels_in_training"] = [list(s) for s in config.data.auxiliary_labels]
         facts = {"run": config.name, "best_epoch": history["best_epoch"], **facts_data,
                  "best_validation_dice_model_grid": round(history["best_val_dice"], 4), "init": config.init,
                  **({"export_overrides": list(overrides)} if overrides else {}), **(training or {})}

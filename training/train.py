@@ -123,6 +123,16 @@ def adapt_input_channels(weight: torch.Tensor, in_channels: int) -> torch.Tensor
     return mean.repeat(1, in_channels, 1, 1, 1) * (c_src / in_channels)
 
 
+FINAL_CONV = "conv_final.2.conv."
+
+
+def adapt_output_channels(value: torch.Tensor, out_channels: int) -> torch.Tensor:
+    """A pretrained final-convolution weight or bias with fewer outputs than ``out_channels``: its outputs repeated
+    in order, so every output (the target's first, then auxiliary targets) starts from the source task's head."""
+    reps = -(-out_channels // value.shape[0])
+    return value.repeat(reps, *([1] * (value.dim() - 1)))[:out_channels].clone()
+
+
 def load_pretrained(net: torch.nn.Module, checkpoint: str | Path) -> dict:
     """Initialise ``net`` from a checkpoint's model weights; returns counts of loaded/adapted/skipped tensors."""
     state = torch.load(checkpoint, map_location="cpu", weights_only=False)["model"]
@@ -134,6 +144,10 @@ def load_pretrained(net: torch.nn.Module, checkpoint: str | Path) -> dict:
             continue
         if key == FIRST_CONV and value.shape[1] != own[key].shape[1]:
             value = adapt_input_channels(value, own[key].shape[1])
+            adapted += 1
+        elif (key.startswith(FINAL_CONV) and value.shape[1:] == own[key].shape[1:]
+              and value.shape[0] < own[key].shape[0]):
+            value = adapt_output_channels(value, own[key].shape[0])
             adapted += 1
         if value.shape != own[key].shape:
             skipped.append(key)
@@ -166,7 +180,8 @@ class TransformedDataset(Dataset):
         self.transforms.set_random_state(seed=sample_seed(self.seed, self.epoch, index, self.rank))
         out = self.transforms(sample)
         out = out[0] if isinstance(out, list) else out
-        return {k: torch.as_tensor(out[k]).as_subclass(torch.Tensor).float() for k in ("image", "label")}
+        return {k: torch.as_tensor(out[k]).as_subclass(torch.Tensor).float() for k in ("image", "label", "aux")
+                if k in out}
 
 
 def _lr_factor(epoch: int, cfg) -> float:
@@ -243,13 +258,13 @@ def train(config: TrainConfig, *, resume: bool = True, progress: bool = True) ->
     torch.manual_seed(config.seed)
     np.random.seed(config.seed)
 
-    net = build_network(config.model, in_channels=config.in_channels, out_channels=len(config.labels)).to(device)
+    net = build_network(config.model, in_channels=config.in_channels, out_channels=config.out_channels).to(device)
     init_info = None
     if config.init:
         init_info = load_pretrained(net, config.init)
     trained = net
     if config.model.deep_supervision:
-        trained = DeepSupervision(net, config.model.deep_supervision, len(config.labels)).to(device)
+        trained = DeepSupervision(net, config.model.deep_supervision, config.out_channels).to(device)
     opt = torch.optim.AdamW(trained.parameters(), lr=config.optim.lr, weight_decay=config.optim.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda e: _lr_factor(e, config.optim))
     history: list[dict] = []
@@ -300,6 +315,8 @@ def train(config: TrainConfig, *, resume: bool = True, progress: bool = True) ->
                    disable=not progress or rank != 0 or not sys.stderr.isatty())
         for batch in bar:
             x, y = batch["image"].to(device), batch["label"].to(device)
+            if "aux" in batch:  # region-based training: the auxiliary targets follow the target's channel(s)
+                y = torch.cat([y, batch["aux"].to(device)], dim=1)
             with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp):
                 loss = loss_fn(model(x), y)
             opt.zero_grad(set_to_none=True)

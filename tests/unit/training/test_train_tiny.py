@@ -262,3 +262,52 @@ def test_deep_supervision_heads_train_resume_and_stay_out_of_the_export(tiny, tm
         torch.testing.assert_close(value, last[key], rtol=0, atol=0)
     with pytest.raises(ConfigError, match="deep_supervision"):
         tiny("bad", "model.deep_supervision=3")
+
+
+def test_region_based_training_learns_the_whole_tumour_beside_the_core_and_exports_the_core_alone(tiny, tmp_path):
+    """``data.auxiliary_labels``: the whole tumour as a second, training-only target. On real BraTS cases the patches
+    are the ones the plain recipe draws, the auxiliary target moves with them (it holds the core), a one-output
+    source checkpoint initialises both outputs, and the bundle is the core's output alone."""
+    from training.augment import training_transforms
+    from training.gtv_data import gtv_datasets
+    from training.train import TransformedDataset
+
+    whole = "data.auxiliary_labels=[[1, 2, 3, 4]]"
+    cfg, plain_cfg = tiny("aux", whole, "optim.epochs=1"), tiny("plain", "optim.epochs=1")
+    assert cfg.out_channels == 2 and plain_cfg.out_channels == 1
+
+    def patches(config):
+        base, _ = gtv_datasets(config)
+        pre = config.preprocessing
+        t = training_transforms(config.augment, patch_size=pre.patch_size, spacing_mm=float(pre.spacing_mm[0]))
+        data = TransformedDataset(base, t, seed=config.seed)
+        return [data[i] for i in range(len(data))]
+
+    with_aux, plain = patches(cfg), patches(plain_cfg)
+    for a, p in zip(with_aux, plain):
+        torch.testing.assert_close(torch.as_tensor(a["image"]), torch.as_tensor(p["image"]), rtol=0, atol=0)
+        torch.testing.assert_close(torch.as_tensor(a["label"]), torch.as_tensor(p["label"]), rtol=0, atol=0)
+        aux, core = np.asarray(a["aux"]), np.asarray(a["label"])
+        assert aux.shape == core.shape and aux.sum() > 0
+        assert not np.any((core > 0) & (aux == 0))  # the core lies inside the whole tumour
+        assert aux.sum() > core.sum()  # ... which holds the oedema too
+
+    source = train(plain_cfg, progress=False)
+    run = train(tiny("aux", whole, "optim.epochs=1", f"init={source.out_dir}/best.pt"), progress=False)
+    info = json.loads((run.out_dir / "history.json").read_text())["init_info"]
+    assert info["adapted"] == 2 and info["skipped"] == []  # the final convolution's weight and bias, repeated
+    state = torch.load(run.out_dir / "best.pt", weights_only=False)["model"]
+    assert state["conv_final.2.conv.weight"].shape[0] == 2
+
+    spec = load_model_spec(export_bundle(run.out_dir, tmp_path / "bundle", name="tiny", version="0.0.1"))
+    assert spec.metadata["training"]["auxiliary_labels_in_training"] == [[1, 2, 3, 4]]
+    exported = torch.jit.load(str(spec.model_file)).eval()
+    full = build_network(cfg.model, in_channels=2, out_channels=2)
+    full.load_state_dict(state)
+    x = torch.randn(1, 2, 32, 32, 32)
+    with torch.no_grad():
+        out = exported(x)
+        assert out.shape[1] == 1
+        torch.testing.assert_close(out, full.eval()(x)[:, :1], rtol=1e-5, atol=1e-5)
+    with pytest.raises(ConfigError, match="auxiliary_labels"):
+        load_config("training/configs/pretrain_msd_hippocampus.yaml", [whole])
