@@ -60,21 +60,18 @@ def gtv_datasets(config: TrainConfig, *, rank: int = 0, world: int = 1) -> tuple
     """Training dataset (this rank's share) and validation cases (``image``, ``label`` arrays on the model grid)."""
     pre = config.preprocessing
     split = load_split(config.data.split_file)
-    prepared = {}
-    for part in ("train", "validation"):
-        cases = find_cases(config.data.root, pre.channels, case_ids=split[part])
-        prepared[part] = [
-            load_prepared(c, pre, config.data.cache_dir, config.data.brats_labels)
-            for c in tqdm(cases, desc=f"preparing {part} cases", leave=False,
-                          disable=rank != 0 or not sys.stderr.isatty())
-        ]
+    quiet = rank != 0 or not sys.stderr.isatty()
+    found = {part: find_cases(config.data.root, pre.channels, case_ids=split[part]) for part in ("train", "validation")}
+    prepared = {
+        part: [load_prepared(c, pre, config.data.cache_dir, config.data.brats_labels)
+               for c in tqdm(cases, desc=f"preparing {part} cases", leave=False, disable=quiet)]
+        for part, cases in found.items()
+    }
     logger.info("GTV data: %d training, %d validation cases", len(prepared["train"]), len(prepared["validation"]))
     auxiliary = None
     if config.data.auxiliary_labels:
         auxiliary = [auxiliary_targets(c, pre, config.data.cache_dir, config.data.auxiliary_labels)
-                     for c in tqdm(find_cases(config.data.root, pre.channels, case_ids=split["train"]),
-                                   desc="preparing auxiliary targets", leave=False,
-                                   disable=rank != 0 or not sys.stderr.isatty())]
+                     for c in tqdm(found["train"], desc="preparing auxiliary targets", leave=False, disable=quiet)]
         logger.info("auxiliary targets (BraTS labels) %s learnt beside the target",
                     [list(s) for s in config.data.auxiliary_labels])
     base = CaseDataset(prepared["train"], samples=max(config.data.samples_per_epoch // world, 1), seed=config.seed,
