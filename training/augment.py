@@ -116,13 +116,17 @@ def training_transforms(cfg: AugmentConfig, *, patch_size: tuple[int, int, int],
     """Pad, crop a patch (2 of 3 centred on foreground), then augment. Input: ``image (C,Z,Y,X)``,
     ``label (1,Z,Y,X)`` tensors, and optionally ``aux (A,Z,Y,X)`` auxiliary targets moved with ``label``."""
     rot = np.deg2rad(cfg.rotate_deg)
+    # array axes (Z, Y, X) are superior-inferior, anterior-posterior, left-right on the LPS model grid. The other
+    # axes' flips are only added when asked for, so that the random draws of every recipe without them are unchanged.
+    other_flips = [RandFlipd(SPATIAL_KEYS, prob=cfg.flip_other, spatial_axis=axis, allow_missing_keys=True)
+                   for axis in (1, 0)] if cfg.flip_other > 0 else []
     return Compose(
         [
             SpatialPadd(SPATIAL_KEYS, spatial_size=patch_size, allow_missing_keys=True),
             RandCropByPosNegLabeld(SPATIAL_KEYS, label_key="label", spatial_size=patch_size, pos=2, neg=1,
                                    num_samples=1, allow_missing_keys=True),
-            # array axis X is left-right on the LPS model grid
             RandFlipd(SPATIAL_KEYS, prob=cfg.flip_lr, spatial_axis=2, allow_missing_keys=True),
+            *other_flips,
             RandAffined(
                 SPATIAL_KEYS,
                 prob=cfg.affine_prob,

@@ -71,6 +71,10 @@ class AugmentConfig:
     """Random augmentation during training (probabilities per sample)."""
 
     flip_lr: float = 0.5
+    #: probability per sample of a flip along the anterior-posterior axis, and independently along the superior-inferior
+    #: axis (0: off). Not anatomy the app will meet; it makes mirroring along every axis at inference
+    #: (``evaluate --mirror xyz``) an input the network has seen, as nnU-Net trains and infers
+    flip_other: float = 0.0
     rotate_deg: float = 10.0
     scale: float = 0.1
     affine_prob: float = 0.3

@@ -1,10 +1,14 @@
-"""Channel dropout on a real BraTS patch (T1c + FLAIR): one sequence blanked at a time, the other untouched."""
+"""Augmentation on a real BraTS patch (T1c + FLAIR): channel dropout blanks one sequence at a time and leaves the
+other untouched; the optional flips along the other two axes move image and label together."""
 
 import numpy as np
 import SimpleITK as sitk
 import torch
 
-from training.augment import RandChannelDropoutd
+from monai.transforms import RandFlipd
+
+from training.augment import RandChannelDropoutd, training_transforms
+from training.config import AugmentConfig
 
 CASE = "Brats18_CBICA_AQN_1"
 
@@ -39,3 +43,30 @@ def test_channel_dropout_off_or_single_channel_leaves_the_image(shared_data):
     single = RandChannelDropoutd(["image"], prob=1.0)
     assert torch.equal(single({"image": image[:1]})["image"], image[:1])
 
+
+
+def _spatial_only(**kw) -> AugmentConfig:
+    """Every random intensity and geometry change off, so that only the flips act."""
+    return AugmentConfig(affine_prob=0.0, intensity_prob=0.0, bias_field_prob=0.0, thick_slice_prob=0.0,
+                         noise_prob=0.0, **kw)
+
+
+def test_flips_along_the_other_axes_move_image_and_label_together(shared_data):
+    image = _patch(shared_data)
+    label = (image[1:] > image[1].mean()).float()  # any label that is not symmetric will do
+    t = training_transforms(_spatial_only(flip_lr=0.0, flip_other=1.0), patch_size=(32, 32, 32), spacing_mm=2.0)
+    t.set_random_state(seed=0)
+    out = t({"image": image, "label": label})[0]
+    # array axes (Z, Y, X): superior-inferior and anterior-posterior flipped, left-right kept
+    assert torch.equal(torch.as_tensor(out["image"]), torch.flip(image, (1, 2)))
+    assert torch.equal(torch.as_tensor(out["label"]), torch.flip(label, (1, 2)))
+
+
+def test_the_other_flips_are_only_in_the_pipeline_when_asked_for():
+    """Off, they are not in the pipeline at all, so every earlier recipe draws the same random numbers."""
+    def flip_axes(cfg):
+        t = training_transforms(cfg, patch_size=(32, 32, 32), spacing_mm=2.0)
+        return [x.flipper.spatial_axis for x in t.transforms if isinstance(x, RandFlipd)]
+
+    assert flip_axes(AugmentConfig()) == [2]
+    assert flip_axes(AugmentConfig(flip_other=0.5)) == [2, 1, 0]
