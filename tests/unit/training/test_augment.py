@@ -4,7 +4,6 @@ other untouched; the optional flips along the other two axes move image and labe
 import numpy as np
 import SimpleITK as sitk
 import torch
-
 from monai.transforms import RandFlipd
 
 from training.augment import RandChannelDropoutd, training_transforms
