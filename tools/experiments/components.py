@@ -11,7 +11,8 @@ is the listing the GTV model's ``keep_core_mm3`` rule was chosen from (the model
 
 BraTS cases use their own skull stripping as the brain (what the app's brain step keeps on such input); TCIA
 studies go through the app's input steps and deepbet. ``--figure`` draws one BraTS case's final GTV (red) and
-reference (green) on the slices through every part of the GTV.
+reference (green) on the slices through the GTV and the reference, on T1c (the PNG named) and on every other input
+(the same name with ``_flair`` etc. added).
 """
 
 from __future__ import annotations
@@ -101,10 +102,12 @@ def main(argv: list[str] | None = None) -> int:
     for case in find_cases(args.data, spec.preprocessing.channels, case_ids=load_split(args.split)[args.subset]):
         result[case.case_id], segmented, reference = brats_parts(spec, predictor, case)
         if args.figure and case.case_id == args.figure[0]:
-            t1c = segmented.channels[0]
-            render_png(Path(args.figure[1]), t1c, t1c.with_array(segmented.gtv), others=[(reference, (0, 255, 0))],
-                       slices_of=[segmented.gtv], window_region=t1c.array > 0,
-                       title=f"{case.case_id}, {spec.name} {spec.version}: GTV red, tumour core green")
+            png = Path(args.figure[1])
+            for name, image in zip(spec.preprocessing.channels, segmented.channels):
+                out = png if image is segmented.channels[0] else png.with_name(f"{png.stem}_{name.lower()}.png")
+                render_png(out, image, image.with_array(segmented.gtv), others=[(reference, (0, 255, 0))],
+                           slices_of=[segmented.gtv, reference], window_region=image.array > 0,
+                           title=f"{case.case_id} {name}, {spec.name} {spec.version}: GTV red, tumour core green")
         print(case.case_id, json.dumps(result[case.case_id]), flush=True)
     if args.tcia:
         for name, rows in tcia_parts(args.models, args.tcia).items():

@@ -24,3 +24,26 @@ def test_both_lesions_are_parts_and_only_the_core_rule_keeps_the_second(shared_d
     assert second["mm_from_largest"] > 20.0
     assert second["core_cm3"] * 1000 >= post.keep_core_mm3
     assert second["core_cm3"] <= second["cm3"] and second["max_probability"] > post.core_threshold
+
+
+def test_the_figure_draws_the_gtv_and_the_core_on_every_input(shared_data, tmp_path):
+    """``--figure`` on a real case: one picture per input sequence (T1c under the name given, FLAIR beside it), each
+    with the GTV's outline in red and the tumour core's in green."""
+    import json
+
+    import numpy as np
+    from PIL import Image
+
+    from tools.experiments.components import main
+
+    split = tmp_path / "split.json"
+    split.write_text(json.dumps({"train": [], "validation": ["Brats18_TCIA10_637_1"]}))
+    png = tmp_path / "case.png"
+    assert main(["--models", str(REPO_MODELS), "--data", str(shared_data / "brats2018"), "--split", str(split),
+                 "--figure", "Brats18_TCIA10_637_1", str(png)]) == 0
+    for path in (png, tmp_path / "case_flair.png"):
+        rgb = np.asarray(Image.open(path).convert("RGB")).astype(int)
+        red = (rgb[..., 0] > 200) & (rgb[..., 1] < 60) & (rgb[..., 2] < 60)
+        green = (rgb[..., 1] > 200) & (rgb[..., 0] < 60) & (rgb[..., 2] < 60)
+        assert red.sum() > 100 and green.sum() > 100, path
+    assert not np.array_equal(np.asarray(Image.open(png)), np.asarray(Image.open(tmp_path / "case_flair.png")))
