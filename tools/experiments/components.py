@@ -11,7 +11,7 @@ is the listing the GTV model's ``keep_core_mm3`` rule was chosen from (the model
 
 BraTS cases use their own skull stripping as the brain (what the app's brain step keeps on such input); TCIA
 studies go through the app's input steps and deepbet. ``--figure`` draws one BraTS case's final GTV (red) and
-reference (green) on the slices through the GTV and the reference, on T1c (the PNG named) and on every other input
+reference (green) on the slices through every part of the GTV, on T1c (the PNG named) and on every other input
 (the same name with ``_flair`` etc. added).
 """
 
@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
             for name, image in zip(spec.preprocessing.channels, segmented.channels):
                 out = png if image is segmented.channels[0] else png.with_name(f"{png.stem}_{name.lower()}.png")
                 render_png(out, image, image.with_array(segmented.gtv), others=[(reference, (0, 255, 0))],
-                           slices_of=[segmented.gtv, reference], window_region=image.array > 0,
+                           slices_of=[segmented.gtv], window_region=image.array > 0,
                            title=f"{case.case_id} {name}, {spec.name} {spec.version}: GTV red, tumour core green")
         print(case.case_id, json.dumps(result[case.case_id]), flush=True)
     if args.tcia:
