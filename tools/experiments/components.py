@@ -103,8 +103,8 @@ def main(argv: list[str] | None = None) -> int:
         result[case.case_id], segmented, reference = brats_parts(spec, predictor, case)
         if args.figure and case.case_id == args.figure[0]:
             png = Path(args.figure[1])
-            for name, image in zip(spec.preprocessing.channels, segmented.channels):
-                out = png if image is segmented.channels[0] else png.with_name(f"{png.stem}_{name.lower()}.png")
+            for i, (name, image) in enumerate(zip(spec.preprocessing.channels, segmented.channels)):
+                out = png if i == 0 else png.with_name(f"{png.stem}_{name.lower()}.png")
                 render_png(out, image, image.with_array(segmented.gtv), others=[(reference, (0, 255, 0))],
                            slices_of=[segmented.gtv], window_region=image.array > 0,
                            title=f"{case.case_id} {name}, {spec.name} {spec.version}: GTV red, tumour core green")

@@ -1,10 +1,14 @@
 """tools/experiments/components.py (an experiment): the parts of the bundled GTV model's thresholded output on a real
-case with two lesions, before the size rules, as the confident-core rule was chosen from them."""
+case with two lesions, before the size rules, as the confident-core rule was chosen from them; and its pictures."""
 
+import json
 from pathlib import Path
 
+import numpy as np
+from PIL import Image
+
 from operators.core.model.spec import find_model
-from tools.experiments.components import brats_parts
+from tools.experiments.components import brats_parts, main
 from training.brats import find_cases
 from training.evaluate import make_predictor
 
@@ -29,13 +33,6 @@ def test_both_lesions_are_parts_and_only_the_core_rule_keeps_the_second(shared_d
 def test_the_figure_draws_the_gtv_and_the_core_on_every_input(shared_data, tmp_path):
     """``--figure`` on a real case: one picture per input sequence (T1c under the name given, FLAIR beside it), each
     with the GTV's outline in red and the tumour core's in green."""
-    import json
-
-    import numpy as np
-    from PIL import Image
-
-    from tools.experiments.components import main
-
     split = tmp_path / "split.json"
     split.write_text(json.dumps({"train": [], "validation": ["Brats18_TCIA10_637_1"]}))
     png = tmp_path / "case.png"

@@ -43,7 +43,6 @@ def test_channel_dropout_off_or_single_channel_leaves_the_image(shared_data):
     assert torch.equal(single({"image": image[:1]})["image"], image[:1])
 
 
-
 def _spatial_only(**kw) -> AugmentConfig:
     """Every random intensity and geometry change off, so that only the flips act."""
     return AugmentConfig(affine_prob=0.0, intensity_prob=0.0, bias_field_prob=0.0, thick_slice_prob=0.0,
