@@ -101,6 +101,9 @@ class OptimConfig:
     #: are averaged into ``average.pt`` (stochastic weight averaging); the cosine schedule spans the epochs before
     average_epochs: int = 0
     average_lr_factor: float = 0.25
+    #: Dice over the whole batch instead of per patch (nnU-Net's batch Dice): a tumour-free patch then adds its false
+    #: positives to the batch's denominator instead of scoring a Dice loss of about 1 on its own
+    batch_dice: bool = False
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from training.augment import sample_seed, training_transforms
-from training.config import ModelConfig, TrainConfig
+from training.config import ModelConfig, OptimConfig, TrainConfig
 
 logger = logging.getLogger(__name__)
 
@@ -184,6 +184,13 @@ class TransformedDataset(Dataset):
                 if k in out}
 
 
+def segmentation_loss(cfg: OptimConfig) -> DeepSupervisionLoss:
+    """Dice + cross-entropy on sigmoid outputs, per patch or over the batch (``cfg.batch_dice``); deep-supervision
+    outputs, when the network returns a list, weighted 1, 1/2, 1/4, ..."""
+    dice_ce = DiceCELoss(sigmoid=True, smooth_nr=1e-5, smooth_dr=1e-5, batch=cfg.batch_dice)
+    return DeepSupervisionLoss(dice_ce, weight_mode="exp")
+
+
 def _lr_factor(epoch: int, cfg) -> float:
     """Linear warm-up, a cosine from 1 to 0.05 over the epochs before the averaging ones, then constant."""
     cosine_epochs = cfg.epochs - cfg.average_epochs
@@ -297,7 +304,7 @@ def train(config: TrainConfig, *, resume: bool = True, progress: bool = True) ->
     base, val_cases = _datasets(config, rank, world)
     transforms = training_transforms(config.augment, patch_size=pre.patch_size, spacing_mm=float(pre.spacing_mm[0]))
     data = TransformedDataset(base, transforms, seed=config.seed, rank=rank)
-    loss_fn = DeepSupervisionLoss(DiceCELoss(sigmoid=True, smooth_nr=1e-5, smooth_dr=1e-5), weight_mode="exp")
+    loss_fn = segmentation_loss(config.optim)
     use_amp = device.type == "cuda"
     where = (f"{torch.cuda.get_device_name(device)} GPU" if device.type == "cuda"
              else f"CPU ({torch.get_num_threads()} threads)") + (f" x {world} processes" if world > 1 else "")
