@@ -305,9 +305,10 @@ def train(config: TrainConfig, *, resume: bool = True, progress: bool = True) ->
     transforms = training_transforms(config.augment, patch_size=pre.patch_size, spacing_mm=float(pre.spacing_mm[0]))
     data = TransformedDataset(base, transforms, seed=config.seed, rank=rank)
     loss_fn = segmentation_loss(config.optim)
-    use_amp = device.type == "cuda"
+    use_amp = device.type == "cuda" or config.optim.cpu_bf16
     where = (f"{torch.cuda.get_device_name(device)} GPU" if device.type == "cuda"
-             else f"CPU ({torch.get_num_threads()} threads)") + (f" x {world} processes" if world > 1 else "")
+             else f"CPU ({torch.get_num_threads()} threads)") + (f" x {world} processes" if world > 1 else "") \
+        + (", bfloat16 autocast" if use_amp else "")
 
     for epoch in range(start_epoch, config.optim.epochs):
         t0 = time.time()

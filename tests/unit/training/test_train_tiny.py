@@ -54,6 +54,20 @@ def test_training_is_deterministic_and_resumable(tiny):
     assert c.history[:2] == a.history
 
 
+def test_cpu_bf16_runs_in_mixed_precision_deterministically_and_close_to_fp32(tiny):
+    fp32 = train(tiny("fp32"), progress=False)
+    a = train(tiny("bf16_a", "optim.cpu_bf16=true"), progress=False)
+    b = train(tiny("bf16_b", "optim.cpu_bf16=true"), progress=False)
+    assert [e["train_loss"] for e in a.history] == [e["train_loss"] for e in b.history]
+    assert a.history[0]["device"].endswith("bfloat16 autocast")
+    assert "bfloat16" not in fp32.history[0]["device"]
+    first_fp32, first_bf16 = fp32.history[0]["train_loss"], a.history[0]["train_loss"]
+    # the same patches and initial weights: the first epoch's loss differs by rounding alone
+    assert first_bf16 != first_fp32
+    assert abs(first_bf16 - first_fp32) < 0.05 * first_fp32
+    assert all(np.isfinite(e["val_dice"]) for e in a.history)
+
+
 def test_different_seeds_differ(tiny):
     a = train(tiny("a"), progress=False)
     b = train(tiny("b", "seed=1"), progress=False)

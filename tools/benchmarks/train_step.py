@@ -1,0 +1,69 @@
+"""Benchmark: one training step of the GTV network (forward, loss, backward, AdamW) in fp32 and in bfloat16 autocast,
+on real BraTS patches drawn as training draws them; seconds per step printed as JSON.
+
+    python -m tools.benchmarks.train_step [--config training/configs/gtv.yaml] [--steps 10] [--set KEY=VALUE ...]
+
+What ``optim.cpu_bf16`` buys on the machine at hand. Speed is measured here, never in tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+
+import torch
+from torch.utils.data import DataLoader
+
+from training.augment import training_transforms
+from training.config import load_config
+from training.train import TransformedDataset, _datasets, build_network, segmentation_loss
+
+
+def seconds_per_step(config, batches, *, bf16: bool, warmup: int = 2) -> float:
+    torch.manual_seed(config.seed)
+    net = build_network(config.model, in_channels=len(config.preprocessing.channels), out_channels=len(config.labels))
+    opt = torch.optim.AdamW(net.parameters(), lr=config.optim.lr)
+    loss_fn = segmentation_loss(config.optim)
+    net.train()
+    for i, batch in enumerate(batches):
+        if i == warmup:
+            start = time.perf_counter()
+        with torch.autocast(device_type="cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = loss_fn(net(batch["image"]), batch["label"])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return (time.perf_counter() - start) / (len(batches) - warmup)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default="training/configs/gtv.yaml")
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    args = parser.parse_args(argv)
+    config = load_config(args.config, [f"data.samples_per_epoch={2 * (args.steps + 2)}", *args.set])
+    torch.set_num_threads(config.optim.threads)
+    base, _ = _datasets(config, 0, 1)
+    pre = config.preprocessing
+    data = TransformedDataset(base, training_transforms(config.augment, patch_size=pre.patch_size,
+                                                        spacing_mm=float(pre.spacing_mm[0])), seed=config.seed)
+    data.set_epoch(0)
+    batches = list(DataLoader(data, batch_size=config.optim.batch_size, shuffle=False, drop_last=True))
+    result = {
+        "cpu": platform.processor() or platform.machine(),
+        "threads": torch.get_num_threads(),
+        "batch": config.optim.batch_size,
+        "patch": list(pre.patch_size),
+        "steps_timed": len(batches) - 2,
+        "fp32_s_per_step": round(seconds_per_step(config, batches, bf16=False), 3),
+        "bf16_s_per_step": round(seconds_per_step(config, batches, bf16=True), 3),
+    }
+    result["speedup"] = round(result["fp32_s_per_step"] / result["bf16_s_per_step"], 2)
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
