@@ -44,7 +44,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args(argv)
-    config = load_config(args.config, [f"data.samples_per_epoch={2 * (args.steps + 2)}", *args.set])
+    batch = load_config(args.config, args.set).optim.batch_size
+    config = load_config(args.config, [*args.set, f"data.samples_per_epoch={batch * (args.steps + 2)}"])
     torch.set_num_threads(config.optim.threads)
     base, _ = _datasets(config, 0, 1)
     pre = config.preprocessing

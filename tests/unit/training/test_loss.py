@@ -49,7 +49,7 @@ def test_per_patch_dice_gives_a_tumour_free_patch_a_constant_loss_and_batch_dice
 
 
 def test_both_losses_agree_when_every_patch_holds_tumour(shared_data):
-    label, tumour = _core_patches(shared_data)
+    _, tumour = _core_patches(shared_data)
     both = torch.stack([tumour, tumour])[:, None].float()
     shrunk = both.clone()
     shrunk[0, 0, :, :, :16] = 0  # half of the first patch's core missed
