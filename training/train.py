@@ -191,6 +191,26 @@ def segmentation_loss(cfg: OptimConfig) -> DeepSupervisionLoss:
     return DeepSupervisionLoss(dice_ce, weight_mode="exp")
 
 
+def training_patches(config: TrainConfig, rank: int = 0, world: int = 1) -> tuple[TransformedDataset, list]:
+    """The randomly drawn, augmented training patches of ``config`` (seeded per epoch: ``set_epoch``) and the
+    validation cases."""
+    pre = config.preprocessing
+    base, val_cases = _datasets(config, rank, world)
+    transforms = training_transforms(config.augment, patch_size=pre.patch_size, spacing_mm=float(pre.spacing_mm[0]))
+    return TransformedDataset(base, transforms, seed=config.seed, rank=rank), val_cases
+
+
+def train_step(model: torch.nn.Module, opt: torch.optim.Optimizer, loss_fn, x: torch.Tensor, y: torch.Tensor, *,
+               amp: bool) -> float:
+    """One optimisation step on a batch, forward and loss under bfloat16 autocast when ``amp``; the batch's loss."""
+    with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16, enabled=amp):
+        loss = loss_fn(model(x), y)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return loss.item()
+
+
 def _lr_factor(epoch: int, cfg) -> float:
     """Linear warm-up, a cosine from 1 to 0.05 over the epochs before the averaging ones, then constant."""
     cosine_epochs = cfg.epochs - cfg.average_epochs
@@ -301,14 +321,12 @@ def train(config: TrainConfig, *, resume: bool = True, progress: bool = True) ->
         model = torch.nn.parallel.DistributedDataParallel(trained, device_ids=ids)
 
     pre = config.preprocessing
-    base, val_cases = _datasets(config, rank, world)
-    transforms = training_transforms(config.augment, patch_size=pre.patch_size, spacing_mm=float(pre.spacing_mm[0]))
-    data = TransformedDataset(base, transforms, seed=config.seed, rank=rank)
+    data, val_cases = training_patches(config, rank, world)
     loss_fn = segmentation_loss(config.optim)
     use_amp = device.type == "cuda" or config.optim.cpu_bf16
     where = (f"{torch.cuda.get_device_name(device)} GPU" if device.type == "cuda"
-             else f"CPU ({torch.get_num_threads()} threads)") + (f" x {world} processes" if world > 1 else "") \
-        + (", bfloat16 autocast" if use_amp else "")
+             else f"CPU ({torch.get_num_threads()} threads)")
+    where += (f" x {world} processes" if world > 1 else "") + (", bfloat16 autocast" if use_amp else "")
 
     for epoch in range(start_epoch, config.optim.epochs):
         t0 = time.time()
@@ -325,12 +343,7 @@ def train(config: TrainConfig, *, resume: bool = True, progress: bool = True) ->
             x, y = batch["image"].to(device), batch["label"].to(device)
             if "aux" in batch:  # region-based training: the auxiliary targets follow the target's channel(s)
                 y = torch.cat([y, batch["aux"].to(device)], dim=1)
-            with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp):
-                loss = loss_fn(model(x), y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            losses.append(loss.item())
+            losses.append(train_step(model, opt, loss_fn, x, y, amp=use_amp))
             bar.set_postfix(loss=f"{np.mean(losses):.4f}")
         sched.step()
         averaging = average is not None and epoch >= first_average

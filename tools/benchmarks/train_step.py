@@ -9,6 +9,7 @@ What ``optim.cpu_bf16`` buys on the machine at hand. Speed is measured here, nev
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import platform
 import time
@@ -16,9 +17,8 @@ import time
 import torch
 from torch.utils.data import DataLoader
 
-from training.augment import training_transforms
 from training.config import load_config
-from training.train import TransformedDataset, _datasets, build_network, segmentation_loss
+from training.train import build_network, segmentation_loss, train_step, training_patches
 
 
 def seconds_per_step(config, batches, *, bf16: bool, warmup: int = 2) -> float:
@@ -30,11 +30,7 @@ def seconds_per_step(config, batches, *, bf16: bool, warmup: int = 2) -> float:
     for i, batch in enumerate(batches):
         if i == warmup:
             start = time.perf_counter()
-        with torch.autocast(device_type="cpu", dtype=torch.bfloat16, enabled=bf16):
-            loss = loss_fn(net(batch["image"]), batch["label"])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        train_step(net, opt, loss_fn, batch["image"], batch["label"], amp=bf16)
     return (time.perf_counter() - start) / (len(batches) - warmup)
 
 
@@ -44,20 +40,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args(argv)
-    batch = load_config(args.config, args.set).optim.batch_size
-    config = load_config(args.config, [*args.set, f"data.samples_per_epoch={batch * (args.steps + 2)}"])
+    config = load_config(args.config, args.set)
+    samples = config.optim.batch_size * (args.steps + 2)
+    config = dataclasses.replace(config, data=dataclasses.replace(config.data, samples_per_epoch=samples))
     torch.set_num_threads(config.optim.threads)
-    base, _ = _datasets(config, 0, 1)
-    pre = config.preprocessing
-    data = TransformedDataset(base, training_transforms(config.augment, patch_size=pre.patch_size,
-                                                        spacing_mm=float(pre.spacing_mm[0])), seed=config.seed)
+    data, _ = training_patches(config)
     data.set_epoch(0)
     batches = list(DataLoader(data, batch_size=config.optim.batch_size, shuffle=False, drop_last=True))
     result = {
         "cpu": platform.processor() or platform.machine(),
         "threads": torch.get_num_threads(),
         "batch": config.optim.batch_size,
-        "patch": list(pre.patch_size),
+        "patch": list(config.preprocessing.patch_size),
         "steps_timed": len(batches) - 2,
         "fp32_s_per_step": round(seconds_per_step(config, batches, bf16=False), 3),
         "bf16_s_per_step": round(seconds_per_step(config, batches, bf16=True), 3),
