@@ -8,7 +8,10 @@ checked before the weights are loaded; nothing is fetched at run time.
 deepbet works on a voxel array in RAS+ order and resizes its bounding box to 256^3 whatever the voxel size, so the
 reference series is first resampled onto an axis-aligned grid of the bundle's ``preprocessing.spacing_mm``
 (1 mm: what deepbet was trained on; a 5 mm oblique stack is interpolated between its slices), and deepbet's
-brain probability is resampled back onto the reference grid (linear) before the threshold.
+brain probability is resampled back onto the reference grid (linear) before the threshold. Run on the series' own
+voxels instead, as deepbet's own command line does, it scored lower against the non-zero brain of thick and oblique
+BraTS studies and left part of a tumour out of the brain on a real 6.5 mm head (docs/accuracy.md,
+tools/experiments/deepbet_grid.py).
 """
 
 from __future__ import annotations
