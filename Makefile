@@ -41,7 +41,7 @@ bench: install
 	ulimit -s 32768; mkdir -p output; $(BIN)/python -m tools.benchmarks.bench --out output/bench.json
 
 lint: install
-	$(BIN)/ruff check app operators training tests
+	$(BIN)/ruff check app operators training tools tests
 
 clean:
 	rm -rf output work/eval_* .pytest_cache

@@ -29,8 +29,14 @@ from operators.core.case import BrainMask
 from operators.core.model.spec import find_model
 from operators.core.pipeline import segment
 from operators.core.writers.report import render_png
-from training.brats import (TUMOUR_CORE_LABELS, find_cases, load_split, read_tumour_core, read_volume,
-                            skull_stripped_brain_mask)
+from training.brats import (
+    TUMOUR_CORE_LABELS,
+    find_cases,
+    load_split,
+    read_tumour_core,
+    read_volume,
+    skull_stripped_brain_mask,
+)
 from training.evaluate import make_predictor
 
 
