@@ -227,16 +227,30 @@ def evaluate_dicom(models: str | Path, data: str | Path, out: str | Path, *, rul
     return result
 
 
+def brats_read_back(case, variant: str, channels: tuple[str, ...], rules: dict
+                    ) -> tuple[Volume, Volume, list[Volume], tuple]:
+    """A BraTS case written as a DICOM study (:func:`training.brats_dicom.write_study`, in a temporary folder) and
+    read back by the app's input steps: ``(T1c as written, tumour core, the app's volumes, reference headers)``."""
+    import shutil
+    import tempfile
+
+    from training.brats_dicom import write_study
+
+    folder = Path(tempfile.mkdtemp(prefix="brats-dicom-"))
+    try:
+        written, reference = write_study(case, folder, variant)
+        _, vols, headers = load_study(folder, channels, rules)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    return written, reference, vols, headers
+
+
 def evaluate_brats_dicom(models: str | Path, data: str | Path, out: str | Path, *, case_ids: list[str],
                          variants: list[str], rules: Path = APP_RULES, device: str = "auto") -> dict:
     """BraTS cases written as DICOM studies (:mod:`training.brats_dicom`), read back and segmented by the app's
     steps; per case and variant: the brain mask's Dice against the non-zero (skull-stripped) brain and the brain it
     leaves out, and the GTV's DSC, HD95 and ASD against the tumour core, on the written T1c grid."""
-    import shutil
-    import tempfile
-
     from training.brats import find_cases
-    from training.brats_dicom import write_study
     from training.train import dice
 
     rules_dict = load_rules(rules)
@@ -247,12 +261,8 @@ def evaluate_brats_dicom(models: str | Path, data: str | Path, out: str | Path, 
     per: dict = {}
     for case in find_cases(data, ("T1c", "FLAIR"), case_ids=case_ids):
         for variant in variants:
-            folder = Path(tempfile.mkdtemp(prefix="brats-dicom-"))
-            try:
-                written, reference = write_study(case, folder, variant)
-                _, vols, headers = load_study(folder, spec.preprocessing.channels, rules_dict)
-            finally:
-                shutil.rmtree(folder, ignore_errors=True)
+            written, reference, vols, headers = brats_read_back(case, variant, spec.preprocessing.channels,
+                                                                rules_dict)
             result = segment(vols, spec, loaded[1], brain_model=loaded[2], headers=headers)
             t1c = result.channels[0]
             if not t1c.grid.same_as(reference.grid):

@@ -29,9 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -73,20 +71,14 @@ def dice(a: np.ndarray, b: np.ndarray) -> float:
 
 def brats_rows(models: tuple, data: Path, cases: list[str], variants: list[str], bet) -> dict:
     from training.brats import find_cases
-    from training.brats_dicom import write_study
-    from training.dicom_eval import APP_RULES, load_study
+    from training.dicom_eval import APP_RULES, brats_read_back
 
     rules = load_rules(APP_RULES)
     spec, (brain_spec, brain_predictor) = models[0], models[2]
     out: dict = {}
     for case in find_cases(data, ("T1c", "FLAIR"), case_ids=cases):
         for variant in variants:
-            folder = Path(tempfile.mkdtemp(prefix="brats-dicom-"))
-            try:
-                written, _ = write_study(case, folder, variant)
-                _, vols, _ = load_study(folder, spec.preprocessing.channels, rules)
-            finally:
-                shutil.rmtree(folder, ignore_errors=True)
+            written, _, vols, _ = brats_read_back(case, variant, spec.preprocessing.channels, rules)
             t1c = vols[0]
             if not t1c.grid.same_as(written.grid):
                 written = resample(written, t1c.grid, interpolation="nearest")
